@@ -1,0 +1,1 @@
+"""Shared core: settings, errors, object store, local stack lifecycle and the CLI root."""

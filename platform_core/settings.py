@@ -1,0 +1,157 @@
+"""Every setting of the platform, in one typed registry (after MLflow's environment_variables.py).
+
+Each setting is an environment variable with a type and a default. The profile (``PLATFORM_PROFILE``:
+``local`` or ``cluster``) changes defaults, never code paths: in ``local`` the object store and tracking
+server are the ones ``platform up`` starts on 127.0.0.1, with credentials generated into the state dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from platform_core.errors import ConfigError
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY: dict[str, _Setting[Any]] = {}
+
+
+class _Setting(Generic[T]):
+    """One environment variable: name, type, default, and what it is for."""
+
+    def __init__(self, name: str, type_: Callable[[str], T], default: T | None, doc: str):
+        self.name, self.type, self.default, self.doc = name, type_, default, doc
+        REGISTRY[name] = self
+
+    def is_set(self) -> bool:
+        return bool(os.environ.get(self.name))
+
+    def get(self) -> T | None:
+        raw = os.environ.get(self.name)
+        if not raw:
+            return self.default
+        try:
+            return self.type(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{self.name}={raw!r} is not a valid {self.type.__name__}", f"fix or unset {self.name}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"{self.name}={self.get()!r}"
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(value)
+        return value
+
+    parse.__name__ = " | ".join(allowed)
+    return parse
+
+
+# --- where things live ---------------------------------------------------------------------------
+PROFILE = _Setting("PLATFORM_PROFILE", _choice("local", "cluster"), "local", "local: embedded stack; cluster: K8s")
+STATE_DIR = _Setting("PLATFORM_STATE_DIR", Path, REPO_ROOT / ".platform", "Local state: S3 data, DB, logs, PIDs, keys")
+LAKE_DIR = _Setting("PLATFORM_LAKE_DIR", str, None, "Data lake root (default <state>/lake; s3a:// on a cluster)")
+RAW_PATH = _Setting("PLATFORM_RAW_PATH", str, None, "Raw input file in UCI iris.data format (default <state>/raw)")
+
+# --- local stack ports (all explicit, all on 127.0.0.1) -------------------------------------------
+HOST = _Setting("PLATFORM_HOST", str, "127.0.0.1", "Address every local server binds to")
+S3_PORT = _Setting("PLATFORM_S3_PORT", int, 18333, "SeaweedFS S3 port; its other components use the next ports")
+MLFLOW_PORT = _Setting("PLATFORM_MLFLOW_PORT", int, 15000, "MLflow tracking server port")
+SERVE_HTTP_PORT = _Setting("PLATFORM_SERVE_HTTP_PORT", int, 18080, "Model server REST (v2) port")
+SERVE_GRPC_PORT = _Setting("PLATFORM_SERVE_GRPC_PORT", int, 18081, "Model server gRPC (v2) port")
+
+# --- object store + tracking ----------------------------------------------------------------------
+S3_ENDPOINT = _Setting("PLATFORM_S3_ENDPOINT", str, None, "S3 endpoint URL (local: the SeaweedFS S3 port)")
+BUCKET = _Setting("PLATFORM_BUCKET", str, "mlops", "Bucket for MLflow artifacts and serving bundles")
+TRACKING_URI = _Setting("PLATFORM_TRACKING_URI", str, None, "MLflow tracking URI (local: the started server)")
+EXPERIMENT = _Setting("PLATFORM_EXPERIMENT", str, "iris-xgboost", "MLflow experiment of the tuning runs")
+
+# --- model ----------------------------------------------------------------------------------------
+MODEL_NAME = _Setting("PLATFORM_MODEL_NAME", str, "iris-xgboost", "Registered model name = served model name")
+TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, 8, "Ray Tune trials per search")
+TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, 50, "Upper bound of boosting rounds per trial")
+SEED = _Setting("PLATFORM_SEED", int, 42, "Seed for the holdout split and the search")
+HOLDOUT_FRACTION = _Setting("PLATFORM_HOLDOUT_FRACTION", float, 0.3, "Share of rows kept out of training")
+
+
+def profile() -> str:
+    return PROFILE.get()
+
+
+def state_dir() -> Path:
+    return Path(STATE_DIR.get()).resolve()
+
+
+def lake_dir() -> str:
+    return LAKE_DIR.get() or str(state_dir() / "lake")
+
+
+def raw_path() -> str:
+    return RAW_PATH.get() or str(state_dir() / "raw" / "iris.data")
+
+
+def s3_endpoint() -> str:
+    if S3_ENDPOINT.is_set():
+        return S3_ENDPOINT.get()
+    if profile() == "local":
+        return f"http://{HOST.get()}:{S3_PORT.get()}"
+    raise ConfigError("no S3 endpoint for the cluster profile", "set PLATFORM_S3_ENDPOINT")
+
+
+def tracking_uri() -> str:
+    if TRACKING_URI.is_set():
+        return TRACKING_URI.get()
+    if profile() == "local":
+        return f"http://{HOST.get()}:{MLFLOW_PORT.get()}"
+    raise ConfigError("no MLflow tracking URI for the cluster profile", "set PLATFORM_TRACKING_URI")
+
+
+def serve_url() -> str:
+    return f"http://{HOST.get()}:{SERVE_HTTP_PORT.get()}"
+
+
+def keys_file() -> Path:
+    """Local S3 identities (generated by `platform up`; lives in the ignored state dir)."""
+    return state_dir() / "secrets" / "s3-identities.json"
+
+
+def s3_credentials() -> tuple[str, str]:
+    """Access key pair: from AWS_* env vars if set, else (local profile) the generated local keys."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        return key, secret
+    if profile() == "local" and keys_file().exists():
+        cred = json.loads(keys_file().read_text())["identities"][0]["credentials"][0]
+        return cred["accessKey"], cred["secretKey"]
+    raise ConfigError("no S3 credentials", "run `task up` (local) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+
+
+def client_env() -> dict[str, str]:
+    """Environment that lets MLflow, boto3, Ray and KServe storage reach the object store."""
+    key, secret = s3_credentials()
+    return {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_ENDPOINT_URL": s3_endpoint(),
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint(),
+        "MLFLOW_TRACKING_URI": tracking_uri(),
+    }
+
+
+def apply_client_env() -> None:
+    """Export client_env() into this process, so every library reads the same endpoints and keys."""
+    os.environ.update(client_env())
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, current value, doc) of every setting, for `platform settings`."""
+    return [(s.name, str(s.get()), s.doc) for s in REGISTRY.values()]
