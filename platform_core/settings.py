@@ -78,6 +78,7 @@ EXPERIMENT = _Setting("PLATFORM_EXPERIMENT", str, "iris-xgboost", "MLflow experi
 MODEL_NAME = _Setting("PLATFORM_MODEL_NAME", str, "iris-xgboost", "Registered model name = served model name")
 TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, 8, "Ray Tune trials per search")
 TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, 50, "Upper bound of boosting rounds per trial")
+RAY_ADDRESS = _Setting("PLATFORM_RAY_ADDRESS", str, "local", "Ray cluster address; `local` starts Ray in-process")
 SEED = _Setting("PLATFORM_SEED", int, 42, "Seed for the holdout split and the search")
 HOLDOUT_FRACTION = _Setting("PLATFORM_HOLDOUT_FRACTION", float, 0.3, "Share of rows kept out of training")
 

@@ -1,0 +1,67 @@
+"""Register stage: the best trial's model becomes a registered model version with the `champion` alias.
+
+(The champion/challenger gate that compares on the holdout first is a later stage; this one promotes the
+search's best unconditionally, as the first model needs no comparison.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+
+from platform_core import settings
+from platform_core.errors import PlatformError
+
+CHAMPION = "champion"
+
+
+@dataclass
+class Registered:
+    model_name: str
+    version: str
+    alias: str
+    run_id: str
+    model_uri: str
+    holdout_accuracy: float | None
+
+
+def latest_best_run_id(experiment_name: str) -> str:
+    """Best trial of the newest finished search (the parent run carries it as the `best_run_id` tag)."""
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    runs = (
+        mlflow.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.stage = 'tune' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
+        if experiment
+        else []
+    )
+    if not runs or "best_run_id" not in runs[0].data.tags:
+        raise PlatformError(f"no finished search in experiment {experiment_name!r}", "run `task tune` first")
+    return runs[0].data.tags["best_run_id"]
+
+
+def model_uri_of_run(run_id: str) -> str:
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    models = mlflow.search_logged_models(
+        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    if not models:
+        raise PlatformError(f"run {run_id} logged no model", "pick a finished trial run")
+    return models[0].model_uri
+
+
+def register_champion(model_name: str, run_id: str | None = None) -> Registered:
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    run_id = run_id or latest_best_run_id(settings.EXPERIMENT.get())
+    model_uri = model_uri_of_run(run_id)
+    version = mlflow.register_model(model_uri, model_name, tags={"source_run_id": run_id})
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    accuracy = client.get_run(run_id).data.metrics.get("holdout_accuracy")
+    return Registered(model_name, str(version.version), CHAMPION, run_id, model_uri, accuracy)

@@ -1,0 +1,175 @@
+"""Tune stage: a seeded Ray Tune search over XGBoost hyperparameters; every trial is one MLflow run.
+
+Each trial logs its params, its metrics and its model (artifacts go through the MLflow server to S3) inside
+try/finally, so a failed trial ends its run as FAILED instead of leaving it RUNNING. Runs are children of one
+parent run per search. The best trial is picked on validation log-loss; the holdout is only reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import ray
+import xgboost as xgb
+from ray import tune
+from ray.tune.search import BasicVariantGenerator
+
+from ml_platform.dataset import Splits, load_splits
+from platform_core import settings
+from platform_core.progress import progress_bar
+
+# Small and cheap on purpose: iris needs shallow trees; the ranges still show real differences.
+SEARCH_SPACE: dict[str, Any] = {
+    "max_depth": tune.randint(1, 6),
+    "eta": tune.loguniform(0.03, 0.5),
+    "subsample": tune.uniform(0.6, 1.0),
+    "colsample_bytree": tune.uniform(0.6, 1.0),
+    "min_child_weight": tune.loguniform(0.5, 5.0),
+    "lambda": tune.loguniform(0.1, 10.0),
+}
+
+
+@dataclass
+class TuneResult:
+    parent_run_id: str
+    best_run_id: str
+    best_model_uri: str
+    best_params: dict[str, Any]
+    best_metrics: dict[str, float]
+    trials: int
+    seconds: float
+
+
+def booster_params(config: dict[str, Any], num_class: int, seed: int) -> dict[str, Any]:
+    # nthread=1: trials run side by side on 2 cores; more threads per trial only oversubscribe.
+    return {
+        **{k: v for k, v in config.items() if k in SEARCH_SPACE},
+        "objective": "multi:softprob",
+        "num_class": num_class,
+        "eval_metric": "mlogloss",
+        "nthread": 1,
+        "seed": seed,
+    }
+
+
+def evaluate(booster: xgb.Booster, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    proba = booster.predict(xgb.DMatrix(x))
+    eps = 1e-15
+    logloss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0))))
+    return {"accuracy": float(np.mean(proba.argmax(axis=1) == y)), "mlogloss": logloss}
+
+
+def _trial(config: dict[str, Any], splits: Splits, tracking_uri: str, experiment_id: str, parent_run_id: str,
+           max_rounds: int, seed: int) -> None:  # fmt: skip
+    mlflow.set_tracking_uri(tracking_uri)
+    params = booster_params(config, len(splits.classes), seed)
+    run = mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent_run_id})
+    status = "FAILED"
+    try:
+        mlflow.log_params({**params, "max_rounds": max_rounds})
+        dtrain = xgb.DMatrix(splits.x_train, label=splits.y_train)
+        dvalid = xgb.DMatrix(splits.x_valid, label=splits.y_valid)
+        booster = xgb.train(
+            params, dtrain, num_boost_round=max_rounds, evals=[(dvalid, "valid")],
+            early_stopping_rounds=10, verbose_eval=False,
+        )  # fmt: skip
+        booster = booster[: booster.best_iteration + 1]  # keep only the rounds that helped
+        valid = evaluate(booster, splits.x_valid, splits.y_valid)
+        holdout = evaluate(booster, splits.x_holdout, splits.y_holdout)
+        metrics = {
+            "rounds": booster.num_boosted_rounds(),
+            **{f"valid_{k}": v for k, v in valid.items()},
+            **{f"holdout_{k}": v for k, v in holdout.items()},
+        }
+        mlflow.log_metrics(metrics)
+        info = mlflow.xgboost.log_model(booster, name="model", input_example=splits.x_holdout[:2])
+        status = "FINISHED"
+        tune.report({**metrics, "mlflow_run_id": run.info.run_id, "model_uri": info.model_uri})
+    finally:
+        mlflow.end_run(status=status)
+
+
+class _ProgressCallback(tune.Callback):
+    """Advances the progress bar per finished trial. Tuner pickles its callbacks for resumption; the live
+    display (it holds locks) is not part of that state."""
+
+    def __init__(self, advance):
+        self.advance = advance
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.advance = lambda: None
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.advance()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.advance()
+
+
+def init_ray() -> None:
+    """Local: an in-process Ray runtime; cluster: whatever PLATFORM_RAY_ADDRESS points at (RayJob sets it)."""
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.RAY_ADDRESS.get(),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            configure_logging=True,
+        )
+
+
+def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int, holdout_fraction: float) -> TuneResult:
+    start = time.monotonic()
+    splits = load_splits(lake, holdout_fraction, seed)
+    tracking_uri = settings.tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.set_experiment(settings.EXPERIMENT.get())
+    init_ray()
+    with mlflow.start_run(run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}") as parent:
+        mlflow.log_params({"num_samples": num_samples, "max_rounds": max_rounds, "seed": seed})
+        mlflow.set_tags({"dataset_sha256": splits.source_sha256, "stage": "tune"})
+        trainable = tune.with_parameters(
+            _trial, splits=splits, tracking_uri=tracking_uri, experiment_id=experiment.experiment_id,
+            parent_run_id=parent.info.run_id, max_rounds=max_rounds, seed=seed,
+        )  # fmt: skip
+        with progress_bar(f"Ray Tune: {num_samples} XGBoost trials", total=num_samples) as advance:
+            tuner = tune.Tuner(
+                tune.with_resources(trainable, {"cpu": 1}),
+                param_space=SEARCH_SPACE,
+                tune_config=tune.TuneConfig(
+                    metric="valid_mlogloss", mode="min", num_samples=num_samples,
+                    search_alg=BasicVariantGenerator(random_state=seed),
+                ),
+                run_config=tune.RunConfig(
+                    name=f"tune-{parent.info.run_id[:8]}",
+                    storage_path=str(settings.state_dir() / "ray_results"),
+                    verbose=0,
+                    callbacks=[_ProgressCallback(advance)],
+                ),
+            )  # fmt: skip
+            results = tuner.fit()
+        errors = [r for r in results if r.error]
+        ok = [r for r in results if not r.error]
+        if not ok:
+            raise RuntimeError(f"all {len(errors)} trials failed; first error: {errors[0].error}")
+        best = results.get_best_result()
+        best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "holdout_", "rounds"))}
+        mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
+        mlflow.set_tags({"best_run_id": best.metrics["mlflow_run_id"], "failed_trials": len(errors)})
+    return TuneResult(
+        parent_run_id=parent.info.run_id,
+        best_run_id=best.metrics["mlflow_run_id"],
+        best_model_uri=best.metrics["model_uri"],
+        best_params={k: best.config[k] for k in SEARCH_SPACE},
+        best_metrics=best_metrics,
+        trials=len(ok),
+        seconds=round(time.monotonic() - start, 1),
+    )
