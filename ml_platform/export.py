@@ -13,11 +13,9 @@ from pathlib import Path
 
 import mlflow
 import mlflow.xgboost
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
+from ml_platform.registry import resolve_alias
 from platform_core import settings, storage
-from platform_core.errors import PlatformError
 
 MODEL_FILE = "model.ubj"
 
@@ -35,11 +33,7 @@ def serving_uri(model_name: str, version: str) -> str:
 
 
 def export_model(model_name: str, alias: str = "champion") -> Exported:
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    try:
-        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
-    except MlflowException as exc:
-        raise PlatformError(f"model {model_name!r} has no version with alias {alias!r}", "run `task register`") from exc
+    version = resolve_alias(model_name, alias)
     booster = mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
     uri = serving_uri(model_name, str(version))
     with tempfile.TemporaryDirectory() as tmp:

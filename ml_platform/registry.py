@@ -65,3 +65,12 @@ def register_champion(model_name: str, run_id: str | None = None) -> Registered:
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
     accuracy = client.get_run(run_id).data.metrics.get("holdout_accuracy")
     return Registered(model_name, str(version.version), CHAMPION, run_id, model_uri, accuracy)
+
+
+def resolve_alias(model_name: str, alias: str) -> str:
+    """Version number an alias points at, or a clear error naming the fix."""
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise PlatformError(f"model {model_name!r} has no version with alias {alias!r}", "run `task register`") from exc

@@ -1,0 +1,76 @@
+"""Open Inference Protocol v2 client: REST (httpx) and gRPC (KServe's own client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from platform_core.errors import DataError, PlatformError, ServiceUnavailable
+
+DEFAULT_INPUT = Path(__file__).with_name("input.json")
+
+
+def load_request(path: str | Path = DEFAULT_INPUT) -> dict:
+    try:
+        request = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise DataError(f"request file {path} does not exist", "pass a v2 request JSON file") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"request file {path} is not valid JSON: {exc}", "fix the file") from exc
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise DataError(f"{path} is not a v2 inference request", 'it needs an "inputs" list (see input.json)')
+    return request
+
+
+def infer_rest(base_url: str, model_name: str, request: dict, timeout: float = 10.0) -> dict:
+    """POST /v2/models/<name>/infer; server-side rejections come back as one clear PlatformError."""
+    url = f"{base_url.rstrip('/')}/v2/models/{model_name}/infer"
+    try:
+        response = httpx.post(url, json=request, timeout=timeout)
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable(f"no model server answers at {base_url}", "run `task serve`") from exc
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        hint = "check the request against input.json" if response.status_code < 500 else "see the server log"
+        raise PlatformError(f"model server answered {response.status_code}: {detail}", hint)
+    return response.json()
+
+
+def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: float = 10.0) -> dict:
+    """v2 ModelInfer over gRPC (KServe's client); returns the response in the same shape as the REST JSON."""
+    import grpc
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def call():
+        async with InferenceGRPCClient(target, timeout=timeout, retries=0) as client:
+            tensor = InferInput("input-0", list(features.shape), "FP32")
+            tensor.set_data_from_numpy(features.astype(np.float32), binary_data=True)
+            return await client.infer(InferRequest(model_name=model_name, infer_inputs=[tensor]))
+
+    try:
+        result = asyncio.run(call())
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            raise ServiceUnavailable(f"no model server answers gRPC at {target}", "run `task serve`") from exc
+        raise PlatformError(f"model server answered {exc.code().name}: {exc.details()}", "check the request") from exc
+    output = result.outputs[0].as_numpy()
+    return {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "id": result.id,
+        "outputs": [{"name": "output-0", "shape": list(output.shape), "data": output.ravel().tolist()}],
+    }
+
+
+def predicted_classes(response: dict, classes: list[str] | tuple[str, ...]) -> list[tuple[str, float]]:
+    """(class name, probability) per row of a v2 response carrying [N, classes] probabilities."""
+    output = response["outputs"][0]
+    proba = np.asarray(output["data"], dtype=float).reshape(output["shape"])
+    return [(classes[int(i)], float(row[i])) for row, i in zip(proba, proba.argmax(axis=1), strict=True)]

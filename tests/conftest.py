@@ -1,0 +1,97 @@
+"""Shared fixtures.
+
+The whole session runs against its own state dir and its own free ports, so tests never touch a user's
+running stack. Expensive things exist once per session: the local stack (SeaweedFS + MLflow), the Spark
+session, the Ray runtime (started lazily by the tune stage and reused).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+
+def _free_block(size: int, offset: int = 10000) -> int:
+    """A base port where base..base+size-1 and the same ports + offset are all free (SeaweedFS needs both)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 30000)
+        ports = [base + i for i in range(size)] + [base + offset + i for i in range(size)]
+        if all(_is_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_settings(tmp_path_factory) -> Path:
+    """Point every setting at a private state dir and free ports for the whole session."""
+    state = tmp_path_factory.mktemp("state")
+    base = _free_block(8)
+    env = {
+        "PLATFORM_STATE_DIR": str(state),
+        "PLATFORM_S3_PORT": str(base),
+        "PLATFORM_MLFLOW_PORT": str(_free_block(1, 1)),
+        "PLATFORM_SERVE_HTTP_PORT": str(_free_block(1, 1)),
+        "PLATFORM_SERVE_GRPC_PORT": str(_free_block(1, 1)),
+        "PLATFORM_TUNE_SAMPLES": "2",
+        "PLATFORM_TUNE_MAX_ROUNDS": "15",
+    }
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PLATFORM_PROFILE", "PLATFORM_TRACKING_URI",
+                "PLATFORM_S3_ENDPOINT", "MLFLOW_TRACKING_URI"):  # fmt: skip
+        os.environ.pop(key, None)
+    os.environ.update(env)
+    return state
+
+
+@pytest.fixture(scope="session")
+def local_stack(isolated_settings):
+    """SeaweedFS + MLflow started once for the session, stopped by PID at the end."""
+    from platform_core import settings, stack
+
+    stack.up()
+    settings.apply_client_env()
+    yield stack
+    stack.down()
+    try:
+        import ray
+
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - best effort at exit
+        pass
+
+
+@pytest.fixture(scope="session")
+def spark(isolated_settings):
+    from data_platform.spark import get_session
+
+    session = get_session("platform-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def iris_booster():
+    """A small real multi:softprob booster trained on sklearn's iris."""
+    import xgboost as xgb
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    params = {"objective": "multi:softprob", "num_class": 3, "nthread": 1, "seed": 0, "max_depth": 2}
+    return xgb.train(params, xgb.DMatrix(iris.data, label=iris.target), num_boost_round=10)
