@@ -154,16 +154,18 @@ def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = 
 
 @app.command()
 def predict(
-    request_file: Annotated[Path, typer.Argument(help="v2 request JSON")] = Path("inference_service/input.json"),
+    request_file: Annotated[
+        Path | None, typer.Argument(help="v2 request JSON (default: inference_service/input.json)")
+    ] = None,
     grpc: Annotated[bool, typer.Option(help="Send over gRPC instead of REST")] = False,
 ):
     """Send a v2 inference request to the served model and print the answer."""
     import numpy as np
 
     from data_platform.raw import SPECIES
-    from inference_service.client import infer_grpc, infer_rest, load_request, predicted_classes
+    from inference_service.client import DEFAULT_INPUT, infer_grpc, infer_rest, load_request, predicted_classes
 
-    request = load_request(request_file)
+    request = load_request(request_file or DEFAULT_INPUT)
     name = settings.MODEL_NAME.get()
     if grpc:
         tensor = request["inputs"][0]
@@ -189,8 +191,7 @@ def demo() -> None:
                           ("serve", serve), ("predict", predict)]:  # fmt: skip
         console.rule(f"[bold]{name}")
         start = time.monotonic()
-        kwargs = {"request_file": Path(__file__).parents[1] / "inference_service" / "input.json"}
-        result = command(**kwargs) if name == "predict" else command()
+        result = command(request_file=None) if name == "predict" else command()
         timings[name] = round(time.monotonic() - start, 1)
         response = result if name == "predict" else response
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))

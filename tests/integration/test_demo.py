@@ -1,0 +1,85 @@
+"""End to end: the demo on a small search, then checks of everything it left behind.
+
+Runs the same `demo` command a user runs (via ./setup-env demo), against the session's private stack.
+"""
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from inference_service.client import DEFAULT_INPUT, infer_grpc, infer_rest, load_request, predicted_classes
+from platform_core import cli, settings, storage
+from platform_core.errors import PlatformError
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def demo(local_stack, spark):
+    cli.demo()
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    return MlflowClient()
+
+
+def test_every_trial_is_a_finished_mlflow_run_with_its_model_on_s3(demo):
+    experiment = demo.get_experiment_by_name(settings.EXPERIMENT.get())
+    runs = demo.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("stage") == "tune"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(trials) == settings.TUNE_SAMPLES.get() == 2
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for trial in trials:
+        assert {"max_depth", "eta", "nthread"} <= trial.data.params.keys()
+        assert {"valid_mlogloss", "holdout_accuracy"} <= trial.data.metrics.keys()
+    keys = storage.list_keys(f"s3://{settings.BUCKET.get()}/mlflow/{experiment.experiment_id}/models/")
+    model_files = [k for k in keys if k.endswith("/artifacts/model.ubj")]
+    assert len(model_files) == len(trials)
+
+
+def test_champion_is_the_best_trial(demo):
+    experiment = demo.get_experiment_by_name(settings.EXPERIMENT.get())
+    trials = [r for r in demo.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    best = min(trials, key=lambda r: r.data.metrics["valid_mlogloss"])
+    champion = demo.get_model_version_by_alias(settings.MODEL_NAME.get(), "champion")
+    assert champion.run_id == best.info.run_id or champion.tags["source_run_id"] == best.info.run_id
+
+
+def test_serving_bundle_has_exactly_one_model_file(demo):
+    version = demo.get_model_version_by_alias(settings.MODEL_NAME.get(), "champion").version
+    keys = storage.list_keys(f"s3://{settings.BUCKET.get()}/serving/{settings.MODEL_NAME.get()}/v{version}/")
+    assert [k.rsplit("/", 1)[-1] for k in keys] == ["model.ubj"]
+
+
+def test_served_champion_answers_v2_over_rest_and_grpc(demo):
+    name = settings.MODEL_NAME.get()
+    version = demo.get_model_version_by_alias(name, "champion").version
+    request = load_request(DEFAULT_INPUT)
+    rest = infer_rest(settings.serve_url(), name, request)
+    assert rest["model_name"] == name and rest["model_version"] == str(version)
+    assert [c for c, _ in predicted_classes(rest, ["setosa", "versicolor", "virginica"])] == [
+        "setosa",
+        "versicolor",
+        "virginica",
+    ]
+    tensor = request["inputs"][0]
+    features = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+    grpc = infer_grpc(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}", name, features)
+    np.testing.assert_allclose(grpc["outputs"][0]["data"], rest["outputs"][0]["data"], rtol=1e-6)
+
+
+def test_bad_request_is_a_400_with_the_reason(demo):
+    bad = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
+    with pytest.raises(PlatformError, match=r"400: .*shape \[N, 4\]"):
+        infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
+
+
+def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
+    import json
+
+    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
+    assert list(timings) == ["up", "etl", "tune", "register", "export", "serve", "predict"]
+    from platform_core.stack import MODEL_SERVER
+
+    assert MODEL_SERVER.pid() is not None
+    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None

@@ -1,0 +1,67 @@
+"""The local stack for real: SeaweedFS with auth, MLflow, idempotent start, loopback only."""
+
+import socket
+
+import boto3
+import botocore.exceptions
+import httpx
+import pytest
+
+from platform_core import settings, storage
+
+pytestmark = pytest.mark.integration
+
+
+def test_s3_requires_the_generated_keys(local_stack):
+    bucket = settings.BUCKET.get()
+    assert bucket in {b["Name"] for b in storage.client().list_buckets()["Buckets"]}
+    intruder = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint(),
+        aws_access_key_id="guess",
+        aws_secret_access_key="guess-secret",
+        region_name="us-east-1",
+    )
+    with pytest.raises(botocore.exceptions.ClientError):
+        intruder.list_objects_v2(Bucket=bucket)
+    assert oct(settings.keys_file().stat().st_mode & 0o777) == "0o600"
+
+
+def test_up_is_idempotent(local_stack):
+    before = {s.name: s.pid for s in local_stack.status()}
+    local_stack.up()
+    after = {s.name: s.pid for s in local_stack.status()}
+    assert before == after
+    assert after["seaweedfs (S3)"] and after["mlflow"]
+
+
+def test_mlflow_answers_and_stores_artifacts_on_s3(local_stack):
+    assert httpx.get(f"{settings.tracking_uri()}/health", timeout=5).status_code == 200
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    mlflow.set_experiment("stack-check")
+    with mlflow.start_run() as run:
+        mlflow.log_text("hello", "probe/hello.txt")
+    keys = storage.list_keys(f"s3://{settings.BUCKET.get()}/mlflow/")
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/probe/hello.txt") for k in keys)
+
+
+def _non_loopback_address() -> str | None:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outbound interface
+            address = sock.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_services_listen_on_loopback_only(local_stack):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("machine has no non-loopback address")
+    for port in (settings.S3_PORT.get(), settings.MLFLOW_PORT.get()):
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            assert sock.connect_ex((address, port)) != 0, f"port {port} answers on {address}"
