@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+# Errors only: Spark's default profile prints start-up chatter and a native-hadoop warning on every run.
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def get_session(app_name: str = "platform-etl") -> SparkSession:
@@ -13,6 +17,8 @@ def get_session(app_name: str = "platform-etl") -> SparkSession:
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # the CLI shows its own progress
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
