@@ -40,3 +40,31 @@ def test_user_errors_are_one_clear_line(args, env, message):
 def test_every_stage_has_a_command():
     names = {c.name or c.callback.__name__ for c in cli.app.registered_commands}
     assert {"up", "down", "status", "etl", "tune", "register", "export", "serve", "predict", "demo"} <= names
+
+
+def test_taken_port_stops_up_with_one_clear_line(tmp_path):
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = run_cli("up", PLATFORM_S3_PORT=str(port), PLATFORM_STATE_DIR=str(tmp_path))
+    assert result.returncode == 1
+    assert f"port {port} (needed by seaweedfs) is already taken" in result.stdout + result.stderr
+    assert not (tmp_path / "run" / "seaweedfs.pid").exists()
+
+
+def test_missing_java_stops_up_with_one_clear_line(tmp_path):
+    bin_dir = os.path.dirname(sys.executable)  # the venv only: no java on this PATH
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    result = subprocess.run(
+        [sys.executable, "-m", "platform_core.cli", "up"],
+        capture_output=True,
+        text=True,
+        env={**env, "PATH": bin_dir, "PLATFORM_STATE_DIR": str(tmp_path)},
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Java is not installed" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
