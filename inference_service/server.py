@@ -33,6 +33,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 
 from inference_service.predictor import XGBoostPredictor
 from platform_core import settings
+from platform_core.errors import PlatformError
 from platform_core.stack import MODEL_SERVER
 
 
@@ -170,7 +171,10 @@ def download(storage_uri: str, model_name: str, version: str) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     settings.apply_client_env()
-    Storage.download(storage_uri, str(target))
+    try:
+        Storage.download(storage_uri, str(target))
+    except RuntimeError as exc:  # kserve_storage's way of saying "nothing there"
+        raise PlatformError(f"no serving bundle at {storage_uri}: {exc}", "run `task export`") from exc
     return target
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from platform_core import settings, stack
+from platform_core import health, settings, stack
 from platform_core.errors import PlatformError
 from platform_core.progress import console, step
 
@@ -99,6 +99,7 @@ def tune(
     from ml_platform.tune import run_tune
 
     settings.apply_client_env()
+    health.require_mlflow()
     result = run_tune(
         settings.lake_dir(),
         num_samples=samples or settings.TUNE_SAMPLES.get(),
@@ -120,6 +121,7 @@ def register(run_id: Annotated[str | None, typer.Option(help="Trial run (default
     from ml_platform.registry import register_champion
 
     settings.apply_client_env()
+    health.require_mlflow()
     result = register_champion(settings.MODEL_NAME.get(), run_id)
     done(f"registered {result.model_name} v{result.version} as @{result.alias} (run {result.run_id})")
     return result
@@ -131,6 +133,8 @@ def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] 
     from ml_platform.export import export_model
 
     settings.apply_client_env()
+    health.require_mlflow()
+    health.require_s3()
     result = export_model(settings.MODEL_NAME.get(), alias)
     done(f"exported {result.model_name} v{result.version} -> {result.storage_uri}")
     return result
@@ -144,6 +148,8 @@ def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = 
     from ml_platform.registry import resolve_alias
 
     settings.apply_client_env()
+    health.require_mlflow()
+    health.require_s3()
     name = settings.MODEL_NAME.get()
     version = resolve_alias(name, alias)
     with step(f"Starting the model server for {name} v{version}"):

@@ -68,3 +68,19 @@ def test_missing_java_stops_up_with_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert "Java is not installed" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_stages_fail_fast_when_mlflow_is_down(tmp_path):
+    from platform_core.processes import free_port
+
+    env = {
+        "PLATFORM_STATE_DIR": str(tmp_path),
+        "PLATFORM_MLFLOW_PORT": str(free_port()),
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }
+    for stage in ("tune", "register"):
+        result = run_cli(stage, **env)
+        assert result.returncode == 1, result.stderr
+        assert "MLflow tracking server does not answer" in result.stdout + result.stderr
+        assert "task up" in result.stdout + result.stderr

@@ -65,3 +65,23 @@ def test_services_listen_on_loopback_only(local_stack):
         with socket.socket() as sock:
             sock.settimeout(1)
             assert sock.connect_ex((address, port)) != 0, f"port {port} answers on {address}"
+
+
+def test_health_checks_pass_on_the_running_stack_and_name_bad_credentials(local_stack, monkeypatch):
+    from platform_core import health
+    from platform_core.errors import ConfigError
+
+    health.require_mlflow()
+    health.require_s3()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wrong")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(ConfigError, match="rejected the credentials"):
+        health.require_s3()
+
+
+def test_serving_a_missing_bundle_names_the_fix(local_stack):
+    from inference_service.server import download
+    from platform_core.errors import PlatformError
+
+    with pytest.raises(PlatformError, match="task export"):
+        download(f"s3://{settings.BUCKET.get()}/serving/nothing/v1", "nothing", "1")

@@ -1,0 +1,44 @@
+"""Fail fast when a stage's services are not there.
+
+Without these checks MLflow's client retries for minutes (7 retries, exponential backoff) and boto3 ends in a
+traceback; a user should instead see in a second which service is missing and how to start it.
+"""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import httpx
+
+from platform_core import settings, storage
+from platform_core.errors import ConfigError, ServiceUnavailable
+
+
+def _fix(setting: str) -> str:
+    return "run `task up`" if settings.profile() == "local" else f"check {setting}"
+
+
+def require_mlflow() -> None:
+    url = settings.tracking_uri()
+    try:
+        ok = httpx.get(f"{url}/health", timeout=3).status_code == 200
+    except httpx.TransportError:
+        ok = False
+    if not ok:
+        raise ServiceUnavailable(f"the MLflow tracking server does not answer at {url}", _fix("PLATFORM_TRACKING_URI"))
+
+
+def require_s3() -> None:
+    bucket = settings.BUCKET.get()
+    try:
+        storage.client().head_bucket(Bucket=bucket)
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise ServiceUnavailable(
+            f"the S3 endpoint does not answer at {settings.s3_endpoint()}", _fix("PLATFORM_S3_ENDPOINT")
+        ) from exc
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
+            raise ConfigError(
+                f"S3 at {settings.s3_endpoint()} rejected the credentials", "check AWS_ACCESS_KEY_ID/SECRET"
+            ) from exc
+        raise ConfigError(f"bucket {bucket!r} does not exist", "run `task up` or set PLATFORM_BUCKET") from exc
