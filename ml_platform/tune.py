@@ -23,6 +23,7 @@ from ray.tune.search import BasicVariantGenerator
 
 from ml_platform.dataset import Splits, load_splits
 from platform_core import settings
+from platform_core.errors import PlatformError
 from platform_core.progress import progress_bar
 
 # Small and cheap on purpose: iris needs shallow trees; the ranges still show real differences.
@@ -173,7 +174,10 @@ def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int, holdout_fr
         errors = [r for r in results if r.error]
         ok = [r for r in results if not r.error]
         if not ok:
-            raise RuntimeError(f"all {len(errors)} trials failed; first error: {errors[0].error}")
+            raise PlatformError(
+                f"all {len(errors)} trials failed; first error: {errors[0].error}",
+                f"see the trial logs under {results.experiment_path}",
+            )
         best = results.get_best_result()
         best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "holdout_", "rounds"))}
         mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
