@@ -5,6 +5,8 @@ stage functions these commands call; `demo` chains the commands themselves.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,11 @@ from platform_core.errors import PlatformError
 from platform_core.progress import console, step
 
 # pretty_exceptions off: PlatformError is shown by main() as one line; anything else is a bug worth a traceback.
+# The CLI draws its own progress and one result line per stage; MLflow's INFO lines and per-download bars
+# only bury them. Its run/experiment URLs stay: they are the quickest way into the UI.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 
