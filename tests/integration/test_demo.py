@@ -70,6 +70,15 @@ def test_served_champion_answers_v2_over_rest_and_grpc(demo):
     np.testing.assert_allclose(grpc["outputs"][0]["data"], rest["outputs"][0]["data"], rtol=1e-6)
 
 
+def test_model_server_listens_on_loopback_only(demo):
+    from tests.integration.test_stack import LOOPBACK, listening_addresses
+
+    ports = {settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()}
+    found = listening_addresses(ports)
+    assert set(found) == ports
+    assert all(addresses <= LOOPBACK for addresses in found.values()), found
+
+
 def test_bad_request_is_a_400_with_the_reason(demo):
     bad = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
     with pytest.raises(PlatformError, match=r"400: .*shape \[N, 4\]"):

@@ -1,7 +1,5 @@
 """The local stack for real: SeaweedFS with auth, MLflow, idempotent start, loopback only."""
 
-import socket
-
 import boto3
 import botocore.exceptions
 import httpx
@@ -47,24 +45,28 @@ def test_mlflow_answers_and_stores_artifacts_on_s3(local_stack):
     assert any(k.endswith(f"{run.info.run_id}/artifacts/probe/hello.txt") for k in keys)
 
 
-def _non_loopback_address() -> str | None:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outbound interface
-            address = sock.getsockname()[0]
-    except OSError:
-        return None
-    return None if address.startswith("127.") else address
+def listening_addresses(ports: set[int]) -> dict[int, set[str]]:
+    """Local addresses that listen on `ports`, read from the kernel's socket table (no traffic sent)."""
+    import psutil
+
+    found: dict[int, set[str]] = {}
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port in ports:
+            found.setdefault(conn.laddr.port, set()).add(conn.laddr.ip)
+    return found
+
+
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
 
 
 def test_services_listen_on_loopback_only(local_stack):
-    address = _non_loopback_address()
-    if address is None:
-        pytest.skip("machine has no non-loopback address")
-    for port in (settings.S3_PORT.get(), settings.MLFLOW_PORT.get()):
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            assert sock.connect_ex((address, port)) != 0, f"port {port} answers on {address}"
+    from platform_core.stack import _weed_ports
+
+    weed = set(_weed_ports().values())
+    ports = weed | {p + 10000 for p in weed} | {settings.MLFLOW_PORT.get()}
+    found = listening_addresses(ports)
+    assert settings.S3_PORT.get() in found and settings.MLFLOW_PORT.get() in found
+    assert all(addresses <= LOOPBACK for addresses in found.values()), found
 
 
 def test_health_checks_pass_on_the_running_stack_and_name_bad_credentials(local_stack, monkeypatch):
