@@ -17,13 +17,16 @@ def _fix(setting: str) -> str:
     return "run `task up`" if settings.profile() == "local" else f"check {setting}"
 
 
+def mlflow_answers(timeout: float = 3.0) -> bool:
+    try:
+        return httpx.get(f"{settings.tracking_uri()}/health", timeout=timeout).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def require_mlflow() -> None:
     url = settings.tracking_uri()
-    try:
-        ok = httpx.get(f"{url}/health", timeout=3).status_code == 200
-    except httpx.TransportError:
-        ok = False
-    if not ok:
+    if not mlflow_answers():
         raise ServiceUnavailable(f"the MLflow tracking server does not answer at {url}", _fix("PLATFORM_TRACKING_URI"))
 
 

@@ -13,9 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from platform_core import settings, storage
+from platform_core import health, settings, storage
 from platform_core.errors import ConfigError, PlatformError
 from platform_core.processes import Daemon
 
@@ -62,13 +60,13 @@ def ensure_keys() -> Path:
     return path
 
 
-def _weed_ports() -> dict[str, int]:
+def weed_ports() -> dict[str, int]:
     base = settings.S3_PORT.get()
     return {"s3": base, **{name: base + i + 1 for i, name in enumerate(_WEED_COMPONENTS)}}
 
 
 def start_seaweedfs() -> None:
-    host, ports = settings.HOST.get(), _weed_ports()
+    host, ports = settings.HOST.get(), weed_ports()
     data = settings.state_dir() / "s3"
     logs = settings.state_dir() / "logs" / "seaweedfs"
     data.mkdir(parents=True, exist_ok=True)
@@ -104,8 +102,7 @@ def start_mlflow() -> None:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     MLFLOW.start(argv, env=env, ports=(port,))
-    url = settings.tracking_uri()
-    MLFLOW.wait_ready(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, timeout=120, what="MLflow")
+    MLFLOW.wait_ready(health.mlflow_answers, timeout=120, what="MLflow")
 
 
 def preflight() -> None:
