@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -138,7 +138,3 @@ def read_manifest(lake: str) -> dict:
     if not path.exists():
         raise DataError(f"no curated dataset at {curated_path(lake)}", "run the ETL first: `task etl`")
     return json.loads(path.read_text())
-
-
-def result_dict(result: EtlResult) -> dict:
-    return asdict(result)

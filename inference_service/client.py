@@ -26,6 +26,17 @@ def load_request(path: str | Path = DEFAULT_INPUT) -> dict:
     return request
 
 
+def features_of(request: dict) -> np.ndarray:
+    """The first input tensor of a v2 request as a float32 array of its declared shape."""
+    tensor = request["inputs"][0]
+    try:
+        return np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"input {tensor.get('name')!r} is not a valid v2 tensor: {exc}", "compare with input.json"
+        ) from exc
+
+
 def infer_rest(base_url: str, model_name: str, request: dict, timeout: float = 10.0) -> dict:
     """POST /v2/models/<name>/infer; server-side rejections come back as one clear PlatformError."""
     url = f"{base_url.rstrip('/')}/v2/models/{model_name}/infer"

@@ -18,6 +18,7 @@ class XGBoostPredictor(kserve.Model):
         self.model_dir = Path(model_dir)
         self.version = version  # registry version, echoed in every response so callers see who answered
         self._booster: xgb.Booster | None = None
+        self._n_features = 0
 
     def load(self) -> bool:
         files = sorted(p for p in self.model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
@@ -27,6 +28,7 @@ class XGBoostPredictor(kserve.Model):
             raise RuntimeError(f"expected exactly one {wanted} model file in {self.model_dir}, found {found}")
         # nthread=1: the server shares two cores with its client; more threads only add contention.
         self._booster = xgb.Booster(params={"nthread": 1}, model_file=str(files[0]))
+        self._n_features = self._booster.num_features()  # read once here, not per request
         self.ready = True
         return self.ready
 
@@ -46,9 +48,9 @@ class XGBoostPredictor(kserve.Model):
             features = tensor.as_numpy()
         except ValueError as err:  # data length does not match the declared shape
             raise InvalidInput(f"input '{tensor.name}': {err}") from err
-        n_features = self._booster.num_features()
-        if features.ndim != 2 or features.shape[1] != n_features:
-            raise InvalidInput(f"input '{tensor.name}' must have shape [N, {n_features}], got {list(features.shape)}")
+        if features.ndim != 2 or features.shape[1] != self._n_features:
+            shape = list(features.shape)
+            raise InvalidInput(f"input '{tensor.name}' must have shape [N, {self._n_features}], got {shape}")
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
         result = self._booster.inplace_predict(features)
         # Same helper kserve's xgbserver uses, so the response ("output-0", dtype, binary-output

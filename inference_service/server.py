@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import shutil
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -141,7 +138,7 @@ def serve(
 
 @dataclass
 class Served:
-    """What the local server answers with; written next to its PID file."""
+    """What the local server answers with."""
 
     model_name: str
     version: str
@@ -149,18 +146,6 @@ class Served:
     rest_url: str
     grpc_target: str
     pid: int
-    seconds: float
-
-
-def _served_file() -> Path:
-    return MODEL_SERVER.pid_file.with_suffix(".json")
-
-
-def current() -> Served | None:
-    """The model the running server serves, or None when no server runs."""
-    if MODEL_SERVER.pid() is None or not _served_file().exists():
-        return None
-    return Served(**json.loads(_served_file().read_text()))
 
 
 def download(storage_uri: str, model_name: str, version: str) -> Path:
@@ -180,13 +165,12 @@ def download(storage_uri: str, model_name: str, version: str) -> Path:
 
 def start_server(model_name: str, version: str, storage_uri: str) -> Served:
     """(Re)start the local server on `storage_uri`; returns once v2 readiness answers."""
-    start = time.monotonic()
     model_dir = download(storage_uri, model_name, version)
     MODEL_SERVER.stop()  # one model server at a time locally; a new version replaces the old
-    http_port, grpc_port = settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()
+    host, http_port, grpc_port = settings.HOST.get(), settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()
     argv = [
         sys.executable, "-m", "inference_service.server", "--model-name", model_name, "--model-dir", str(model_dir),
-        "--version", version, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+        "--version", version, "--host", host, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
     ]  # fmt: skip
     # One OpenMP thread: the server shares two cores with its clients.
     pid = MODEL_SERVER.start(argv, env={"OMP_NUM_THREADS": "1"}, ports=(http_port, grpc_port))
@@ -196,12 +180,7 @@ def start_server(model_name: str, version: str, storage_uri: str) -> Served:
         timeout=120,
         what=f"model server for {model_name}",
     )
-    served = Served(
-        model_name, version, storage_uri, url, f"{settings.HOST.get()}:{grpc_port}", pid,
-        round(time.monotonic() - start, 1),
-    )  # fmt: skip
-    _served_file().write_text(json.dumps(asdict(served), indent=2))
-    return served
+    return Served(model_name, version, storage_uri, url, f"{host}:{grpc_port}", pid)
 
 
 def main() -> None:
@@ -211,7 +190,7 @@ def main() -> None:
     parser.add_argument("--version", default=None)
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, default=None)
-    parser.add_argument("--host", default=os.environ.get("PLATFORM_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=settings.HOST.get())
     args = parser.parse_args()
     serve(args.model_name, args.model_dir, args.version, args.http_port, args.grpc_port, host=args.host)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import mlflow.xgboost
 
-from ml_platform.registry import resolve_alias
+from ml_platform.registry import CHAMPION, resolve_alias
 from platform_core import settings, storage
 
 MODEL_FILE = "model.ubj"
@@ -32,11 +32,11 @@ def serving_uri(model_name: str, version: str) -> str:
     return f"s3://{settings.BUCKET.get()}/serving/{model_name}/v{version}"
 
 
-def export_model(model_name: str, alias: str = "champion") -> Exported:
+def export_model(model_name: str, alias: str = CHAMPION) -> Exported:
     version = resolve_alias(model_name, alias)
     booster = mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
-    uri = serving_uri(model_name, str(version))
+    uri = serving_uri(model_name, version)
     with tempfile.TemporaryDirectory() as tmp:
         booster.save_model(str(Path(tmp) / MODEL_FILE))
         objects = storage.upload_dir(Path(tmp), uri)
-    return Exported(model_name, str(version), uri, objects)
+    return Exported(model_name, version, uri, objects)

@@ -19,17 +19,25 @@ from platform_core import health, settings, stack
 from platform_core.errors import PlatformError
 from platform_core.progress import console, step
 
-# pretty_exceptions off: PlatformError is shown by main() as one line; anything else is a bug worth a traceback.
 # The CLI draws its own progress and one result line per stage; MLflow's INFO lines and per-download bars
 # only bury them. Its run/experiment URLs stay: they are the quickest way into the UI.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
+# pretty_exceptions off: PlatformError is shown by main() as one line; anything else is a bug worth a traceback.
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 
 def done(message: str) -> None:
     console.print(f"[green]✔[/green] {message}")
+
+
+def connect(s3: bool = False) -> None:
+    """Export endpoints and keys for MLflow/boto3/KServe, then fail fast if a needed service is down."""
+    settings.apply_client_env()
+    health.require_mlflow()
+    if s3:
+        health.require_s3()
 
 
 @app.command()
@@ -105,8 +113,7 @@ def tune(
     """Ray Tune search over XGBoost hyperparameters; every trial is an MLflow run with its model on S3."""
     from ml_platform.tune import run_tune
 
-    settings.apply_client_env()
-    health.require_mlflow()
+    connect()
     result = run_tune(
         settings.lake_dir(),
         num_samples=samples or settings.TUNE_SAMPLES.get(),
@@ -127,8 +134,7 @@ def register(run_id: Annotated[str | None, typer.Option(help="Trial run (default
     """Register the best trial's model and point the `champion` alias at it."""
     from ml_platform.registry import register_champion
 
-    settings.apply_client_env()
-    health.require_mlflow()
+    connect()
     result = register_champion(settings.MODEL_NAME.get(), run_id)
     done(f"registered {result.model_name} v{result.version} as @{result.alias} (run {result.run_id})")
     return result
@@ -139,9 +145,7 @@ def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] 
     """Export a registered version to S3 as a KServe xgboost serving bundle (one model file)."""
     from ml_platform.export import export_model
 
-    settings.apply_client_env()
-    health.require_mlflow()
-    health.require_s3()
+    connect(s3=True)
     result = export_model(settings.MODEL_NAME.get(), alias)
     done(f"exported {result.model_name} v{result.version} -> {result.storage_uri}")
     return result
@@ -154,9 +158,7 @@ def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = 
     from ml_platform.export import serving_uri
     from ml_platform.registry import resolve_alias
 
-    settings.apply_client_env()
-    health.require_mlflow()
-    health.require_s3()
+    connect(s3=True)
     name = settings.MODEL_NAME.get()
     version = resolve_alias(name, alias)
     with step(f"Starting the model server for {name} v{version}"):
@@ -173,17 +175,20 @@ def predict(
     grpc: Annotated[bool, typer.Option(help="Send over gRPC instead of REST")] = False,
 ):
     """Send a v2 inference request to the served model and print the answer."""
-    import numpy as np
-
     from data_platform.raw import SPECIES
-    from inference_service.client import DEFAULT_INPUT, infer_grpc, infer_rest, load_request, predicted_classes
+    from inference_service.client import (
+        DEFAULT_INPUT,
+        features_of,
+        infer_grpc,
+        infer_rest,
+        load_request,
+        predicted_classes,
+    )
 
     request = load_request(request_file or DEFAULT_INPUT)
     name = settings.MODEL_NAME.get()
     if grpc:
-        tensor = request["inputs"][0]
-        features = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-        response = infer_grpc(f"{settings.HOST.get()}:{settings.SERVE_GRPC_PORT.get()}", name, features)
+        response = infer_grpc(f"{settings.HOST.get()}:{settings.SERVE_GRPC_PORT.get()}", name, features_of(request))
     else:
         response = infer_rest(settings.serve_url(), name, request)
     console.print_json(json.dumps(response))
@@ -199,14 +204,11 @@ def predict(
 def demo() -> None:
     """Everything, end to end: up, ETL, tune, register, export, serve, predict. Leaves the stack running."""
     timings: dict[str, float] = {}
-    response = None
-    for name, command in [("up", up), ("etl", etl), ("tune", tune), ("register", register), ("export", export),
-                          ("serve", serve), ("predict", predict)]:  # fmt: skip
-        console.rule(f"[bold]{name}")
+    for command in (up, etl, tune, register, export, serve, predict):
+        console.rule(f"[bold]{command.__name__}")
         start = time.monotonic()
-        result = command(request_file=None) if name == "predict" else command()
-        timings[name] = round(time.monotonic() - start, 1)
-        response = result if name == "predict" else response
+        response = command()
+        timings[command.__name__] = round(time.monotonic() - start, 1)
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))
     console.rule("[bold green]demo finished")
     table = Table("stage", "seconds")

@@ -12,8 +12,8 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[[], None]]:
-    """A bar (or a spinner when `total` is None); yields a function that advances it by one."""
+def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """A bar of `total` steps; yields a function that advances it by one."""
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -25,8 +25,6 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
     ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda: progress.advance(task)
-        if total is None:
-            progress.update(task, total=1, completed=1)
 
 
 @contextmanager

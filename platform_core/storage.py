@@ -9,7 +9,6 @@ import botocore.config
 import botocore.exceptions
 
 from platform_core import settings
-from platform_core.errors import ServiceUnavailable
 
 
 def client():
@@ -39,8 +38,6 @@ def ensure_bucket(name: str) -> None:
         s3.head_bucket(Bucket=name)
     except botocore.exceptions.ClientError:
         s3.create_bucket(Bucket=name)
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise ServiceUnavailable(f"S3 endpoint {settings.s3_endpoint()} is not reachable", "run `task up`") from exc
 
 
 def upload_dir(local: Path, uri: str) -> list[str]:
@@ -52,19 +49,6 @@ def upload_dir(local: Path, uri: str) -> list[str]:
         s3.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
-
-
-def download_prefix(uri: str, local: Path) -> list[Path]:
-    """Download every object under an s3:// prefix into `local`, keeping relative paths."""
-    bucket, prefix = split_uri(uri)
-    prefix = prefix.rstrip("/") + "/"
-    s3, files = client(), []
-    for key in list_keys(uri):
-        target = local / key[len(prefix) :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-        files.append(target)
-    return files
 
 
 def list_keys(uri: str) -> list[str]:

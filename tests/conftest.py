@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from platform_core.processes import free_port
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
-def _free_block(size: int, offset: int = 10000) -> int:
+def _free_block(size: int, offset: int) -> int:
     """A base port where base..base+size-1 and the same ports + offset are all free (SeaweedFS needs both)."""
     import random
 
@@ -43,13 +45,13 @@ def _is_free(port: int) -> bool:
 def isolated_settings(tmp_path_factory) -> Path:
     """Point every setting at a private state dir and free ports for the whole session."""
     state = tmp_path_factory.mktemp("state")
-    base = _free_block(8)
+    base = _free_block(8, offset=10000)
     env = {
         "PLATFORM_STATE_DIR": str(state),
         "PLATFORM_S3_PORT": str(base),
-        "PLATFORM_MLFLOW_PORT": str(_free_block(1, 1)),
-        "PLATFORM_SERVE_HTTP_PORT": str(_free_block(1, 1)),
-        "PLATFORM_SERVE_GRPC_PORT": str(_free_block(1, 1)),
+        "PLATFORM_MLFLOW_PORT": str(free_port()),
+        "PLATFORM_SERVE_HTTP_PORT": str(free_port()),
+        "PLATFORM_SERVE_GRPC_PORT": str(free_port()),
         "PLATFORM_TUNE_SAMPLES": "2",
         "PLATFORM_TUNE_MAX_ROUNDS": "15",
     }

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from inference_service.client import DEFAULT_INPUT, infer_grpc, infer_rest, load_request, predicted_classes
+from inference_service.client import DEFAULT_INPUT, features_of, infer_grpc, infer_rest, load_request, predicted_classes
 from platform_core import cli, settings, storage
 from platform_core.errors import PlatformError
 
@@ -64,9 +64,7 @@ def test_served_champion_answers_v2_over_rest_and_grpc(demo):
         "versicolor",
         "virginica",
     ]
-    tensor = request["inputs"][0]
-    features = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-    grpc = infer_grpc(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}", name, features)
+    grpc = infer_grpc(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}", name, features_of(request))
     np.testing.assert_allclose(grpc["outputs"][0]["data"], rest["outputs"][0]["data"], rtol=1e-6)
 
 
