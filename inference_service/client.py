@@ -59,6 +59,8 @@ def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: floa
     import grpc
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
+    import inference_service.kserve_guard  # noqa: F401
+
     async def call():
         async with InferenceGRPCClient(target, timeout=timeout, retries=0) as client:
             tensor = InferInput("input-0", list(features.shape), "FP32")

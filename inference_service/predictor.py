@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+
+# isort: split
+
 import kserve
 import xgboost as xgb
 from kserve import InferRequest, InferResponse

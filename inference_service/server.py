@@ -17,6 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+
+# isort: split
+
 import httpx
 import kserve
 from grpc import aio

@@ -45,3 +45,11 @@ def require_s3() -> None:
                 f"S3 at {settings.s3_endpoint()} rejected the credentials", "check AWS_ACCESS_KEY_ID/SECRET"
             ) from exc
         raise ConfigError(f"bucket {bucket!r} does not exist", "run `task up` or set PLATFORM_BUCKET") from exc
+
+
+def connect(s3: bool = False) -> None:
+    """Export endpoints and keys for MLflow/boto3/KServe, then fail fast if a needed service is down."""
+    settings.apply_client_env()
+    require_mlflow()
+    if s3:
+        require_s3()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -32,3 +33,14 @@ def step(description: str) -> Iterator[None]:
     """A spinner for a step whose length is unknown."""
     with console.status(f"[bold]{description}…"):
         yield
+
+
+def done(message: str) -> None:
+    """The one result line a stage ends with."""
+    console.print(f"[green]✔[/green] {message}")
+
+
+def new_app(doc: str | None) -> typer.Typer:
+    """A package's CLI sub-app; the root `platform` CLI mounts it. pretty_exceptions off: PlatformError is shown
+    by the root as one line, anything else is a bug worth a plain traceback."""
+    return typer.Typer(add_completion=False, no_args_is_help=True, help=doc, pretty_exceptions_enable=False)

@@ -5,13 +5,14 @@ import subprocess
 import sys
 
 import pytest
+import typer
 
-from platform_core import cli
+from platform_cli import main as cli
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "platform_core.cli", *args],
+        [sys.executable, "-m", "platform_cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -38,7 +39,7 @@ def test_user_errors_are_one_clear_line(args, env, message):
 
 
 def test_every_stage_has_a_command():
-    names = {c.name or c.callback.__name__ for c in cli.app.registered_commands}
+    names = set(typer.main.get_command(cli.app).commands)
     assert {"up", "down", "status", "etl", "tune", "register", "export", "serve", "predict", "demo"} <= names
 
 
@@ -59,7 +60,7 @@ def test_missing_java_stops_up_with_one_clear_line(tmp_path):
     bin_dir = os.path.dirname(sys.executable)  # the venv only: no java on this PATH
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     result = subprocess.run(
-        [sys.executable, "-m", "platform_core.cli", "up"],
+        [sys.executable, "-m", "platform_cli", "up"],
         capture_output=True,
         text=True,
         env={**env, "PATH": bin_dir, "PLATFORM_STATE_DIR": str(tmp_path)},

@@ -9,7 +9,8 @@ import pytest
 from mlflow import MlflowClient
 
 from inference_service.client import DEFAULT_INPUT, features_of, infer_grpc, infer_rest, load_request, predicted_classes
-from platform_core import cli, settings, storage
+from platform_cli import main as cli
+from platform_core import settings, storage
 from platform_core.errors import PlatformError
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

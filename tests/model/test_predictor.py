@@ -5,7 +5,7 @@ import pytest
 from kserve import InferInput, InferRequest
 from kserve.errors import InvalidInput
 
-import inference_service  # noqa: F401  (hides argv from kserve's import-time parser)
+import inference_service.kserve_guard  # noqa: F401  (hides argv from kserve's import-time parser)
 from inference_service.predictor import XGBoostPredictor
 from ml_platform.tune import evaluate
 

@@ -1,0 +1,1 @@
+"""The root `platform` CLI: mounts each package's sub-app and shows a PlatformError as one line."""
