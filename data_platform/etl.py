@@ -1,140 +1,222 @@
-"""ETL stage: raw iris file -> validated, curated Parquet + `_manifest.json`; bad rows go to quarantine.
+"""ETL stage: raw files + contract -> a new, versioned curated dataset (or the existing one, if nothing changed).
 
-Nothing is dropped silently: every input line ends up either curated or quarantined with a reason, and the
-manifest's counts add up to the input. Outputs are written to a staging dir and swapped in at the end, so a
-failed run leaves the previous dataset intact and no partial one visible.
+Every record ends up either curated (typed, with its split) or quarantined (raw line + reason); the manifest's
+counts add up to the input. Above the contract's maximum quarantine rate the run fails before it writes
+anything. Rows never travel to the driver: only aggregates (counts, sums of row digests, column statistics) do.
+
+The same entry point runs locally (`platform etl`) and on Kubernetes (the SparkApplication runs this module with
+the arguments `job_args` builds), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import argparse
+import glob
 import hashlib
 import json
-import shutil
+import os
+import sys
 import time
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from data_platform.raw import SPECIES
+from data_platform import lake as lake_store
+from data_platform.checks import (
+    QUARANTINE_COLUMNS,
+    REASONS,
+    SPLITS,
+    curated_columns,
+    read_records,
+    split_cuts,
+    validate,
+)
+from data_platform.contract import Contract, load_contract
 from data_platform.spark import get_session
-from platform_core.errors import DataError
+from platform_core import settings
+from platform_core.errors import DataError, PlatformError
 
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-LABEL = "label"
-DATASET = "iris"
-MANIFEST = "_manifest.json"
-_CORRUPT = "_corrupt_record"
+# Bump when a change to parsing or checks changes the curated rows of the same input: it is part of the content
+# hash, so old versions are not mistaken for new ones.
+JOB_VERSION = "2"
+_CHUNK = 1 << 20
 
 
 @dataclass
 class EtlResult:
-    curated_path: str
-    quarantine_path: str
-    manifest_path: str
+    dataset: str
+    version: int
+    path: str
+    reused: bool
     rows_in: int
     rows_curated: int
     rows_quarantined: int
-    seconds: float
+    quarantine_by_reason: dict[str, int] = field(default_factory=dict)
+    rows_by_split: dict[str, int] = field(default_factory=dict)
+    content_hash: str = ""
+    seconds: float = 0.0
 
 
-def curated_path(lake: str) -> str:
-    return f"{lake.rstrip('/')}/curated/{DATASET}"
+def source_files(raw: str) -> list[str]:
+    """A file, a directory of files, or a glob -> the sorted input files (hidden/underscore files skipped)."""
+    if lake_store.is_remote(raw):
+        return [raw]  # Spark lists remote prefixes itself
+    path = Path(raw)
+    candidates = sorted(path.iterdir()) if path.is_dir() else [Path(p) for p in sorted(glob.glob(raw))]
+    files = [str(p) for p in candidates if p.is_file() and not p.name.startswith((".", "_"))]
+    if not files:
+        raise DataError(f"raw input {raw} does not exist or holds no files", "write it or set PLATFORM_RAW_PATH")
+    return files
 
 
-def quarantine_path(lake: str) -> str:
-    return f"{lake.rstrip('/')}/quarantine/{DATASET}"
+def sha256_file(path: str) -> str:
+    """Streamed in 1 MiB chunks: raw files can be larger than memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _validate(raw: DataFrame) -> DataFrame:
-    """Add typed columns and a `reason` (null for good rows). try_cast: Spark 4's ANSI cast raises on bad input."""
-    typed = raw
-    for name in FEATURES:
-        typed = typed.withColumn(f"{name}__v", F.expr(f"try_cast(trim({name}) AS DOUBLE)"))
-    species_to_label = F.create_map(*[x for i, s in enumerate(SPECIES) for x in (F.lit(s), F.lit(i))])
-    typed = typed.withColumn(LABEL, species_to_label[F.trim(F.col("species"))])
-    reason = F.when(F.col(_CORRUPT).isNotNull(), F.lit("wrong number of fields"))
-    for name in FEATURES:
-        reason = reason.when(F.col(f"{name}__v").isNull(), F.lit(f"{name} is missing or not a number"))
-        reason = reason.when(F.col(f"{name}__v") <= 0, F.lit(f"{name} must be > 0"))
-    reason = reason.when(F.col(LABEL).isNull(), F.lit("unknown species"))
-    return typed.withColumn("reason", reason)
+def _sources(files: list[str]) -> list[dict]:
+    if any(lake_store.is_remote(f) for f in files):
+        return [{"path": f, "sha256": None} for f in files]  # hashed by the object store (ETag), not re-read here
+    return [{"path": str(Path(f).resolve()), "bytes": os.path.getsize(f), "sha256": sha256_file(f)} for f in files]
 
 
-def run_etl(raw_path: str, lake: str) -> EtlResult:
-    """Read the raw file at `raw_path`, publish curated + quarantined Parquet under `lake`."""
+def _hash(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_etl(raw: str, lake: str, dataset: str | None = None, valid: float | None = None,
+            test: float | None = None) -> EtlResult:  # fmt: skip
+    """Validate `raw` against the dataset's contract and publish the result under `lake` (see module doc)."""
     start = time.monotonic()
-    if not Path(raw_path).exists():
-        raise DataError(f"raw input {raw_path} does not exist", "run `platform raw` or set PLATFORM_RAW_PATH")
+    contract = load_contract(dataset)
+    valid = settings.SPLIT_VALID.get() if valid is None else valid
+    test = settings.SPLIT_TEST.get() if test is None else test
+    cuts = split_cuts(valid, test)
+    files = source_files(raw)
     spark = get_session()
-    schema = T.StructType(
-        [T.StructField(c, T.StringType()) for c in (*FEATURES, "species")] + [T.StructField(_CORRUPT, T.StringType())]
-    )
-    raw = spark.read.csv(raw_path, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT)
-    # Spark forbids queries on the corrupt-record column of an uncached CSV scan.
-    checked = _validate(raw).cache()
-    good = checked.where(F.col("reason").isNull()).select(
-        *[F.col(f"{n}__v").alias(n) for n in FEATURES], F.col("species"), F.col(LABEL).cast("int")
-    )
-    bad = checked.where(F.col("reason").isNotNull()).select(
-        *FEATURES, "species", F.col(_CORRUPT).alias("raw_line"), "reason"
-    )
-    rows_in, rows_good = checked.count(), good.count()
-    rows_bad = rows_in - rows_good
-    if rows_in == 0:
-        raise DataError(f"raw input {raw_path} has no rows", "check the file")
-
-    lake_dir = Path(lake)
-    staging = lake_dir / "_staging" / uuid.uuid4().hex
+    checked = validate(read_records(spark, files, contract), contract, valid, test)
+    # Spilled to disk rather than recomputed: counting, statistics and both writes reuse the parsed rows.
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        good.coalesce(1).write.parquet(str(staging / "curated"))
-        bad.coalesce(1).write.parquet(str(staging / "quarantine"))
-        manifest = {
-            "dataset": DATASET,
-            "source": str(raw_path),
-            "source_sha256": hashlib.sha256(Path(raw_path).read_bytes()).hexdigest(),
-            "rows_in": rows_in,
-            "rows_curated": rows_good,
-            "rows_quarantined": rows_bad,
-            "features": list(FEATURES),
-            "label": LABEL,
-            "classes": list(SPECIES),
-            "schema": json.loads(good.schema.json()),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (staging / "curated" / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _publish(staging / "curated", Path(curated_path(lake)))
-        _publish(staging / "quarantine", Path(quarantine_path(lake)))
+        tally = _tally(checked)
+        rows_in = sum(t["rows"] for t in tally)
+        if rows_in == 0:
+            raise DataError(f"raw input {raw} has no records", "check the file and the contract's header setting")
+        by_reason = {r: sum(t["rows"] for t in tally if t["reason"] == r) for r in REASONS}
+        quarantined = sum(by_reason.values())
+        _check_quarantine_rate(contract, rows_in, quarantined, by_reason)
+        curated = checked.where(F.col("reason").isNull()).select(*curated_columns(contract))
+        by_split = {s: sum(t["rows"] for t in tally if t["reason"] is None and t["split"] == s) for s in SPLITS}
+        schema = [(f.name, f.dataType.simpleString()) for f in curated.schema.fields]
+        content_hash = _hash({
+            "job": JOB_VERSION, "schema": schema, "classes": contract.classes, "cuts": cuts,
+            "rows": sorted((t["split"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"] is None),
+        })  # fmt: skip
+        quarantine_hash = _hash(sorted((t["reason"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"]))
+        existing = lake_store.find_version(lake, contract.dataset, content_hash, quarantine_hash)
+        if existing:
+            if not existing["latest"]:
+                lake_store.commit(lake, contract.dataset, existing, spark)
+            version, reused = existing["version"], True
+        else:
+            version, reused = lake_store.next_version(lake, contract.dataset), False
+            vdir = lake_store.version_dir(lake, contract.dataset, version)
+            curated.write.partitionBy("split").parquet(vdir)
+            checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.parquet(
+                f"{vdir}/{lake_store.QUARANTINE}"
+            )
+            manifest = {
+                "dataset": contract.dataset, "version": version, "job_version": JOB_VERSION,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "contract": {"path": contract.path, "sha256": contract.sha256, "version": contract.version},
+                "sources": _sources(files),
+                "features": contract.features, "label": contract.label, "classes": list(contract.classes),
+                "key": contract.key_columns, "schema": schema,
+                "split": {"valid": valid, "test": test, "buckets": cuts, "by": "sha256(row key) mod 10000"},
+                "rows_in": rows_in, "rows_curated": rows_in - quarantined, "rows_quarantined": quarantined,
+                "rows_by_split": by_split, "quarantine_by_reason": by_reason,
+                "class_counts": _class_counts(curated, contract), "column_stats": _column_stats(curated, contract),
+                "content_hash": content_hash, "quarantine_hash": quarantine_hash,
+            }  # fmt: skip
+            lake_store.write_text_atomic(f"{vdir}/{lake_store.MANIFEST}", json.dumps(manifest, indent=2), spark)
+            lake_store.commit(lake, contract.dataset, manifest, spark)  # the commit point: last write of the run
     finally:
         checked.unpersist()
-        shutil.rmtree(staging, ignore_errors=True)
     return EtlResult(
-        curated_path(lake),
-        quarantine_path(lake),
-        f"{curated_path(lake)}/{MANIFEST}",
-        rows_in,
-        rows_good,
-        rows_bad,
-        round(time.monotonic() - start, 1),
+        dataset=contract.dataset, version=version, path=lake_store.version_dir(lake, contract.dataset, version),
+        reused=reused, rows_in=rows_in, rows_curated=rows_in - quarantined, rows_quarantined=quarantined,
+        quarantine_by_reason={r: n for r, n in by_reason.items() if n}, rows_by_split=by_split,
+        content_hash=content_hash, seconds=round(time.monotonic() - start, 1),
+    )  # fmt: skip
+
+
+def _tally(checked) -> list[dict]:
+    """Row counts and digest sums per (reason, split): at most 3 + 8 small rows reach the driver."""
+    rows = (
+        checked.groupBy("reason", "split")
+        .agg(F.count("*").alias("rows"), F.sum("digest_a").alias("a"), F.sum("digest_b").alias("b"))
+        .collect()
     )
+    return [{**r.asDict(), "a": str(r["a"]), "b": str(r["b"])} for r in rows]
 
 
-def _publish(staged: Path, final: Path) -> None:
-    """Swap a fully written dir into place: the old one is moved aside, never half-overwritten."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staged.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+def _check_quarantine_rate(contract: Contract, rows_in: int, quarantined: int, by_reason: dict[str, int]) -> None:
+    rate = quarantined / rows_in
+    if rate > contract.max_quarantine_rate:
+        worst = ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items(), key=lambda rn: -rn[1]) if n)
+        raise DataError(
+            f"{quarantined} of {rows_in} records ({rate:.1%}) break the contract of {contract.dataset!r} ({worst}), "
+            f"above its maxQuarantineRate {contract.max_quarantine_rate:.1%}; nothing was published",
+            f"fix the input (or, if it is really fine, raise maxQuarantineRate in {contract.path})",
+        )
 
 
-def read_manifest(lake: str) -> dict:
-    path = Path(curated_path(lake)) / MANIFEST
-    if not path.exists():
-        raise DataError(f"no curated dataset at {curated_path(lake)}", "run the ETL first: `task etl`")
-    return json.loads(path.read_text())
+def _class_counts(curated, contract: Contract) -> dict[str, dict[str, int]]:
+    counts = {s: dict.fromkeys(contract.classes, 0) for s in SPLITS}
+    for row in curated.groupBy("split", "class_index").count().collect():
+        counts[row["split"]][contract.classes[row["class_index"]]] = row["count"]
+    return counts
+
+
+def _column_stats(curated, contract: Contract) -> dict[str, dict]:
+    numeric = [c.name for c in contract.columns if c.numeric]
+    aggs = []
+    for n in numeric:
+        aggs += [F.min(n), F.max(n), F.avg(n), F.stddev(n), F.count(n)]
+    values = curated.agg(*aggs).first() if aggs else []
+    stats = {}
+    for i, n in enumerate(numeric):
+        lo, hi, mean, std, count = values[5 * i : 5 * i + 5]
+        stats[n] = {"min": lo, "max": hi, "mean": mean, "stddev": std, "non_null": count}
+    return stats
+
+
+def job_args(dataset: str, raw: str, lake: str) -> list[str]:
+    """The job's arguments: built here for the local run and for the rendered SparkApplication alike."""
+    return ["--dataset", dataset, "--raw", raw, "--lake", lake]
+
+
+def main(argv: list[str] | None = None, quiet: bool = False) -> EtlResult:
+    parser = argparse.ArgumentParser(prog="data_platform.etl", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--lake", required=True)
+    args = parser.parse_args(argv)
+    result = run_etl(args.raw, args.lake, args.dataset)
+    if not quiet:
+        print(json.dumps(result.__dict__), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except PlatformError as exc:  # one line, as from the CLI: the driver log of a cluster run stays readable
+        print(f"ETL failed: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sklearn.datasets import load_iris
 
+SAMPLE_DATASET = "iris"  # the dataset whose raw file this module can write (contracts/iris.yaml)
 SPECIES = ("Iris-setosa", "Iris-versicolor", "Iris-virginica")
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from platform_core import settings
+
 # Errors only: Spark's default profile prints start-up chatter and a native-hadoop warning on every run.
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
@@ -24,7 +26,7 @@ def get_session(app_name: str = "platform-etl") -> SparkSession:
         .config("spark.driver.bindAddress", "127.0.0.1")
     )
     if not os.environ.get("SPARK_MASTER_URL"):  # on a cluster the SparkApplication operator sets the master
-        builder = builder.master("local[*]")
+        builder = builder.master(settings.SPARK_MASTER.get())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -26,12 +26,11 @@ def tune(
         num_samples=samples or settings.TUNE_SAMPLES.get(),
         max_rounds=max_rounds or settings.TUNE_MAX_ROUNDS.get(),
         seed=settings.SEED.get(),
-        holdout_fraction=settings.HOLDOUT_FRACTION.get(),
     )
     done(
         f"tune: {result.trials} trials, best run {result.best_run_id} "
         f"(valid logloss {result.best_metrics['valid_mlogloss']:.4f}, "
-        f"holdout accuracy {result.best_metrics['holdout_accuracy']:.3f}) ({result.seconds}s)"
+        f"test accuracy {result.best_metrics['test_accuracy']:.3f}) ({result.seconds}s)"
     )
     return result
 

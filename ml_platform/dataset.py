@@ -1,7 +1,8 @@
-"""The curated dataset as training arrays, with one deterministic holdout that every stage shares.
+"""The published dataset as training arrays: the ETL's train / valid / test splits, read through the `_latest`
+pointer (never by listing directories), so training sees only fully committed versions.
 
-The holdout is fixed by the seed and never used for search decisions, so a later gate can compare a challenger
-and the champion on exactly the same rows.
+The split was decided by the ETL from a hash of each row's key, so every stage (search, gate) and every re-run
+sees the same rows in the same split. Trials train on train and are compared on valid; test is for the gate.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
+import pyarrow.dataset as ds
 
-from data_platform.etl import FEATURES, LABEL, curated_path, read_manifest
+from data_platform.lake import read_manifest
+from platform_core import settings
 
 
 @dataclass
@@ -21,19 +22,34 @@ class Splits:
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
-    x_holdout: np.ndarray
-    y_holdout: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]
     classes: list[str]
-    source_sha256: str
+    dataset: str
+    version: int
+    content_hash: str
 
 
-def load_splits(lake: str, holdout_fraction: float, seed: int) -> Splits:
-    """Curated rows -> train / validation (search decisions) / holdout (final evaluation), stratified."""
-    manifest = read_manifest(lake)
-    frame = pd.read_parquet(curated_path(lake), columns=[*FEATURES, LABEL]).sort_values([*FEATURES, LABEL])
-    x, y = frame[list(FEATURES)].to_numpy(np.float32), frame[LABEL].to_numpy(np.int32)
-    x_rest, x_hold, y_rest, y_hold = train_test_split(x, y, test_size=holdout_fraction, random_state=seed, stratify=y)
-    x_train, x_valid, y_train, y_valid = train_test_split(
-        x_rest, y_rest, test_size=0.25, random_state=seed, stratify=y_rest
+def load_splits(lake: str | None = None, dataset: str | None = None) -> Splits:
+    """The splits of the version `_latest` names, rows ordered by row hash (independent of file layout)."""
+    lake, dataset = lake or settings.lake_dir(), dataset or settings.DATASET.get()
+    manifest = read_manifest(lake, dataset)
+    features = manifest["features"]
+    table = ds.dataset(manifest["path"], format="parquet", partitioning="hive").to_table(
+        columns=[*features, "class_index", "row_hash", "split"]
     )
-    return Splits(x_train, y_train, x_valid, y_valid, x_hold, y_hold, manifest["classes"], manifest["source_sha256"])
+    frame = table.to_pandas().sort_values("row_hash", kind="stable")
+    arrays = {}
+    for split in ("train", "valid", "test"):
+        part = frame[frame["split"] == split]
+        arrays[f"x_{split}"] = part[features].to_numpy(np.float32)
+        arrays[f"y_{split}"] = part["class_index"].to_numpy(np.int32)
+    return Splits(
+        **arrays,
+        feature_names=list(features),
+        classes=list(manifest["classes"]),
+        dataset=dataset,
+        version=manifest["version"],
+        content_hash=manifest["content_hash"],
+    )

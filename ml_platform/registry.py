@@ -63,7 +63,7 @@ def register_champion(model_name: str, run_id: str | None = None) -> Registered:
     version = mlflow.register_model(model_uri, model_name, tags={"source_run_id": run_id})
     client = MlflowClient()
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
-    accuracy = client.get_run(run_id).data.metrics.get("holdout_accuracy")
+    accuracy = client.get_run(run_id).data.metrics.get("test_accuracy")
     return Registered(model_name, str(version.version), CHAMPION, run_id, model_uri, accuracy)
 
 

@@ -2,7 +2,7 @@
 
 Each trial logs its params, its metrics and its model (artifacts go through the MLflow server to S3) inside
 try/finally, so a failed trial ends its run as FAILED instead of leaving it RUNNING. Runs are children of one
-parent run per search. The best trial is picked on validation log-loss; the holdout is only reported.
+parent run per search. The best trial is picked on validation log-loss; the test split is only reported.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from platform_core import settings
 from platform_core.errors import PlatformError
 from platform_core.progress import progress_bar
 
-# Small and cheap on purpose: iris needs shallow trees; the ranges still show real differences.
+# Small and cheap on purpose: small tabular data needs shallow trees; the ranges still show real differences.
 SEARCH_SPACE: dict[str, Any] = {
     "max_depth": tune.randint(1, 6),
     "eta": tune.loguniform(0.03, 0.5),
@@ -89,16 +89,16 @@ def _trial(config: dict[str, Any], splits: Splits, tracking_uri: str, experiment
         )  # fmt: skip
         booster = booster[: booster.best_iteration + 1]  # keep only the rounds that helped
         valid = evaluate(booster, splits.x_valid, splits.y_valid)
-        holdout = evaluate(booster, splits.x_holdout, splits.y_holdout)
+        test = evaluate(booster, splits.x_test, splits.y_test)
         metrics = {
             "rounds": booster.num_boosted_rounds(),
             **{f"valid_{k}": v for k, v in valid.items()},
-            **{f"holdout_{k}": v for k, v in holdout.items()},
+            **{f"test_{k}": v for k, v in test.items()},
         }
         mlflow.log_metrics(metrics)
         # Explicit requirements: MLflow otherwise infers them in a subprocess, ~7 s per trial.
         info = mlflow.xgboost.log_model(
-            booster, name="model", input_example=splits.x_holdout[:2], pip_requirements=model_requirements()
+            booster, name="model", input_example=splits.x_test[:2], pip_requirements=model_requirements()
         )
         status = "FINISHED"
         tune.report({**metrics, "mlflow_run_id": run.info.run_id, "model_uri": info.model_uri})
@@ -140,16 +140,17 @@ def init_ray() -> None:
         )
 
 
-def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int, holdout_fraction: float) -> TuneResult:
+def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneResult:
     start = time.monotonic()
-    splits = load_splits(lake, holdout_fraction, seed)
+    splits = load_splits(lake)
     tracking_uri = settings.tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(settings.EXPERIMENT.get())
     init_ray()
     with mlflow.start_run(run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}") as parent:
         mlflow.log_params({"num_samples": num_samples, "max_rounds": max_rounds, "seed": seed})
-        mlflow.set_tags({"dataset_sha256": splits.source_sha256, "stage": "tune"})
+        mlflow.set_tags({"dataset": splits.dataset, "dataset_version": splits.version,
+                         "dataset_content_hash": splits.content_hash, "stage": "tune"})  # fmt: skip
         trainable = tune.with_parameters(
             _trial, splits=splits, tracking_uri=tracking_uri, experiment_id=experiment.experiment_id,
             parent_run_id=parent.info.run_id, max_rounds=max_rounds, seed=seed,
@@ -179,7 +180,7 @@ def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int, holdout_fr
                 f"see the trial logs under {results.experiment_path}",
             )
         best = results.get_best_result()
-        best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "holdout_", "rounds"))}
+        best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "test_", "rounds"))}
         mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
         mlflow.set_tags({"best_run_id": best.metrics["mlflow_run_id"], "failed_trials": len(errors)})
     return TuneResult(

@@ -59,7 +59,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 PROFILE = _Setting("PLATFORM_PROFILE", _choice("local", "cluster"), "local", "local: embedded stack; cluster: K8s")
 STATE_DIR = _Setting("PLATFORM_STATE_DIR", Path, REPO_ROOT / ".platform", "Local state: S3 data, DB, logs, PIDs, keys")
 LAKE_DIR = _Setting("PLATFORM_LAKE_DIR", str, None, "Data lake root (default <state>/lake; s3a:// on a cluster)")
-RAW_PATH = _Setting("PLATFORM_RAW_PATH", str, None, "Raw input file in UCI iris.data format (default <state>/raw)")
+RAW_PATH = _Setting("PLATFORM_RAW_PATH", str, None, "Raw input of the dataset (default <state>/raw/<dataset>.data)")
 
 # --- local stack ports (all explicit, all on 127.0.0.1) -------------------------------------------
 HOST = _Setting("PLATFORM_HOST", str, "127.0.0.1", "Address every local server binds to")
@@ -79,8 +79,25 @@ MODEL_NAME = _Setting("PLATFORM_MODEL_NAME", str, "iris-xgboost", "Registered mo
 TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, 8, "Ray Tune trials per search")
 TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, 50, "Upper bound of boosting rounds per trial")
 RAY_ADDRESS = _Setting("PLATFORM_RAY_ADDRESS", str, "local", "Ray cluster address; `local` starts Ray in-process")
-SEED = _Setting("PLATFORM_SEED", int, 42, "Seed for the holdout split and the search")
-HOLDOUT_FRACTION = _Setting("PLATFORM_HOLDOUT_FRACTION", float, 0.3, "Share of rows kept out of training")
+SEED = _Setting("PLATFORM_SEED", int, 42, "Seed of the search")
+
+# --- datasets (contracts, ETL, splits, lake versions) ---------------------------------------------
+DATASET = _Setting("PLATFORM_DATASET", str, "iris", "Dataset name = contract <contracts dir>/<name>.yaml")
+CONTRACTS_DIR = _Setting("PLATFORM_CONTRACTS_DIR", Path, REPO_ROOT / "contracts", "Where dataset contracts live")
+SPLIT_VALID = _Setting("PLATFORM_SPLIT_VALID", float, 0.15, "Share of rows in the validation split (row-key hash)")
+SPLIT_TEST = _Setting("PLATFORM_SPLIT_TEST", float, 0.15, "Share of rows in the test split (row-key hash)")
+SPARK_MASTER = _Setting("PLATFORM_SPARK_MASTER", str, "local[*]", "Spark master of a local ETL run")
+SPARK_IMAGE = _Setting(
+    "PLATFORM_SPARK_IMAGE", str, "ghcr.io/kfserve-bundle/platform-spark:0.1.0", "ETL image on the cluster (pinned tag)"
+)
+SPARK_PRODUCT_VERSION = _Setting("PLATFORM_SPARK_PRODUCT_VERSION", str, "4.0.0", "Stackable Spark version of the image")
+K8S_LAKE = _Setting("PLATFORM_K8S_LAKE", str, "s3a://mlops/lake", "Lake root of the cluster ETL")
+K8S_RAW_PATH = _Setting("PLATFORM_K8S_RAW_PATH", str, "s3a://mlops/raw/iris.data", "Raw input of the cluster ETL")
+K8S_S3_HOST = _Setting("PLATFORM_K8S_S3_HOST", str, "s3.eu-central-1.ionoscloud.com", "S3 host the cluster ETL uses")
+K8S_S3_PORT = _Setting("PLATFORM_K8S_S3_PORT", int, 443, "S3 port the cluster ETL uses (443: TLS)")
+K8S_S3_SECRET_CLASS = _Setting(
+    "PLATFORM_K8S_S3_SECRET_CLASS", str, "platform-s3-credentials", "Stackable SecretClass holding the S3 keys"
+)
 
 
 def profile() -> str:
@@ -96,7 +113,7 @@ def lake_dir() -> str:
 
 
 def raw_path() -> str:
-    return RAW_PATH.get() or str(state_dir() / "raw" / "iris.data")
+    return RAW_PATH.get() or str(state_dir() / "raw" / f"{DATASET.get()}.data")
 
 
 def s3_endpoint() -> str:

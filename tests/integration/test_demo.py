@@ -32,7 +32,7 @@ def test_every_trial_is_a_finished_mlflow_run_with_its_model_on_s3(demo):
     assert all(r.info.status == "FINISHED" for r in runs)
     for trial in trials:
         assert {"max_depth", "eta", "nthread"} <= trial.data.params.keys()
-        assert {"valid_mlogloss", "holdout_accuracy"} <= trial.data.metrics.keys()
+        assert {"valid_mlogloss", "test_accuracy"} <= trial.data.metrics.keys()
     keys = storage.list_keys(f"s3://{settings.BUCKET.get()}/mlflow/{experiment.experiment_id}/models/")
     model_files = [k for k in keys if k.endswith("/artifacts/model.ubj")]
     assert len(model_files) == len(trials)
