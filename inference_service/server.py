@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import shutil
 import sys
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ from grpc import aio
 from kserve import PredictorConfig
 from kserve import logging as kserve_logging
 from kserve.constants.constants import MAX_GRPC_MESSAGE_LENGTH
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, UnsupportedProtocol
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from inference_service.predictor import XGBoostPredictor
 from platform_core import settings
@@ -63,14 +67,54 @@ class _LoopbackGRPCServer(GRPCServer):
         await self._server.wait_for_termination()
 
 
+class RepositoryApiDisabled(NotImplementedError):
+    """Raised by the model repository endpoints while they are off (REST 501, gRPC UNIMPLEMENTED)."""
+
+    def __init__(self):
+        self.reason = "the model repository extension (load/unload) is disabled; set PLATFORM_SERVE_REPOSITORY_API"
+        super().__init__(self.reason)
+
+
+class _DisabledRepository(ModelRepositoryExtension):
+    """KServe's repository extension lets any caller unload the served model; off unless a setting enables it.
+    Listing the repository (read-only) stays available."""
+
+    async def load(self, model_name: str):
+        raise RepositoryApiDisabled()
+
+    async def unload(self, model_name: str):
+        raise RepositoryApiDisabled()
+
+
+class _LoadedDataPlane(DataPlane):
+    """Server readiness = every model this server was started with is loaded (stock kserve always says ready)."""
+
+    def __init__(self, model_registry, expected: list[str]):
+        super().__init__(model_registry=model_registry)
+        self._expected = expected
+
+    async def ready(self) -> bool:
+        for name in self._expected:
+            if not await self._model_registry.is_model_ready(name):
+                return False
+        return True
+
+
 class LoopbackModelServer(kserve.ModelServer):
     """ModelServer whose REST and gRPC listeners bind `host` instead of 0.0.0.0 / [::]."""
 
-    def __init__(self, host: str = "127.0.0.1", enable_grpc: bool = True, **kwargs):
+    def __init__(self, host: str = "127.0.0.1", enable_grpc: bool = True, repository_api: bool = False, **kwargs):
         # The stock gRPC server is disabled and replaced by _LoopbackGRPCServer in _serve().
         super().__init__(enable_grpc=False, **kwargs)
         self.host = host
         self._loopback_grpc = enable_grpc
+        if not repository_api:
+            self.model_repository_extension = _DisabledRepository(model_registry=self.registered_models)
+
+    def start(self, models: list[kserve.Model]) -> None:
+        # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
+        self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
+        super().start(models)
 
     async def _serve(self) -> None:
         # RESTServer passes host="0.0.0.0" to uvicorn.Config, but uvicorn only reads it when the
@@ -88,6 +132,19 @@ class LoopbackModelServer(kserve.ModelServer):
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         await super()._serve()
+
+
+class _OneLineRejections(logging.Filter):
+    """kserve logs a full traceback for every rejected request; a client's mistake is worth one line."""
+
+    CLIENT_ERRORS = (InvalidInput, ModelNotFound, ModelNotReady, UnsupportedProtocol, NotImplementedError)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self.CLIENT_ERRORS):
+            record.msg, record.args, record.exc_info = f"rejected request: {type(exc).__name__}: {exc}", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _quiet_log_config() -> dict:
@@ -115,6 +172,7 @@ def serve(
     """Load the model and block serving it until SIGTERM/SIGINT. grpc_port=None disables gRPC."""
     # Configured before ModelServer exists: it only sets up logging when the kserve logger has no handlers.
     kserve_logging.configure_logging(_quiet_log_config())
+    logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).addFilter(_OneLineRejections())
     model = XGBoostPredictor(model_name, model_dir, version)
     model.load()
     # Every argument is explicit: ModelServer's defaults are taken from the import-time argv parse.
@@ -124,6 +182,7 @@ def serve(
         http_port=http_port,
         grpc_port=grpc_port or 0,
         enable_grpc=grpc_port is not None,
+        repository_api=settings.SERVE_REPOSITORY_API.get(),
         workers=1,
         max_threads=1,
         max_asyncio_workers=2,
@@ -177,7 +236,7 @@ def start_server(model_name: str, version: str, storage_uri: str) -> Served:
         "--version", version, "--host", host, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
     ]  # fmt: skip
     # One OpenMP thread: the server shares two cores with its clients.
-    pid = MODEL_SERVER.start(argv, env={"OMP_NUM_THREADS": "1"}, ports=(http_port, grpc_port))
+    pid = MODEL_SERVER.start(argv, env={"OMP_NUM_THREADS": "1"})
     url = settings.serve_url()
     MODEL_SERVER.wait_ready(
         lambda: httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=2).status_code == 200,

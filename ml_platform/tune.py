@@ -7,12 +7,17 @@ parent run per search. The best trial is picked on validation log-loss; the test
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import ml_platform.ray_env  # noqa: F401  (before ray is imported)
+
+# isort: split
 
 import mlflow
 import numpy as np
@@ -22,8 +27,8 @@ from ray import tune
 from ray.tune.search import BasicVariantGenerator
 
 from ml_platform.dataset import Splits, load_splits
-from platform_core import settings
-from platform_core.errors import PlatformError
+from platform_core import health, runs, settings
+from platform_core.errors import PlatformError, ServiceUnavailable
 from platform_core.progress import progress_bar
 
 # Small and cheap on purpose: small tabular data needs shallow trees; the ranges still show real differences.
@@ -77,7 +82,7 @@ def _trial(config: dict[str, Any], splits: Splits, tracking_uri: str, experiment
            max_rounds: int, seed: int) -> None:  # fmt: skip
     mlflow.set_tracking_uri(tracking_uri)
     params = booster_params(config, len(splits.classes), seed)
-    run = mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent_run_id})
+    run = mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent_run_id, **runs.owner_tags()})
     status = "FAILED"
     try:
         mlflow.log_params({**params, "max_rounds": max_rounds})
@@ -126,18 +131,86 @@ class _ProgressCallback(tune.Callback):
         self.advance()
 
 
+class _BackendWatch(tune.Callback, tune.Stopper):
+    """Stops the whole search as soon as MLflow or S3 is unreachable: every running and later trial would fail
+    the same way, each after its own retries. Checked every few seconds by the Tune loop and whenever a trial
+    fails; also a Stopper, so Tune ends the run loop itself."""
+
+    INTERVAL_S = 3.0
+
+    def __init__(self):
+        self.lost: ServiceUnavailable | None = None
+        self.failed = 0
+        self._last_check = 0.0
+
+    def __getstate__(self):  # Tuner pickles its callbacks; the live state stays in the driver
+        return {"lost": None, "failed": 0, "_last_check": 0.0}
+
+    def _check(self) -> None:
+        self._last_check = time.monotonic()
+        if self.lost is None:
+            try:
+                health.require_mlflow()
+                health.require_s3()
+            except ServiceUnavailable as exc:
+                self.lost = exc
+
+    def on_step_begin(self, iteration, trials, **info):
+        if time.monotonic() - self._last_check >= self.INTERVAL_S:
+            self._check()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+        self._check()
+
+    def __call__(self, trial_id, result) -> bool:
+        return self.lost is not None
+
+    def stop_all(self) -> bool:
+        return self.lost is not None
+
+
+def _log_ray_to_file() -> None:
+    """Ray's driver-side messages (trial tracebacks, its token-auth notice) go to <state>/logs/ray.log."""
+    path = settings.state_dir() / "logs" / "ray.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ray_logger = logging.getLogger("ray")
+    for old in list(ray_logger.handlers):
+        ray_logger.removeHandler(old)
+    ray_logger.addHandler(handler)
+    ray_logger.setLevel(logging.INFO)
+    ray_logger.propagate = False
+
+
 def init_ray() -> None:
     """Local: an in-process Ray runtime; cluster: whatever PLATFORM_RAY_ADDRESS points at (RayJob sets it)."""
     # The legacy reporter honours verbose=0; the new one prints a config box and a results table anyway.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if not ray.is_initialized():
-        ray.init(
-            address=settings.RAY_ADDRESS.get(),
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            configure_logging=True,
-        )
+    for attempt in (1, 2):
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(
+                address=settings.RAY_ADDRESS.get(),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,  # which makes ray.init drop the "ray" logger's handlers: set ours after
+            )
+        except Exception as exc:
+            # The raylet gives its metrics agent a hard-coded 15 s to start (ray-project/ray#65983); on a
+            # busy 2-core machine that can run out once. The second start finds the imports warm.
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise PlatformError(f"the local Ray runtime did not start: {exc}", "retry; see /tmp/ray") from exc
+    _log_ray_to_file()
+
+
+def _end_parent(status: str) -> None:
+    # If MLflow is gone this fails after the bounded retries; `up`/`tune` close the run once it is back.
+    with contextlib.suppress(Exception):
+        mlflow.end_run(status=status)
 
 
 def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneResult:
@@ -146,15 +219,21 @@ def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneRes
     tracking_uri = settings.tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.set_experiment(settings.EXPERIMENT.get())
+    runs.close_orphaned_runs()
     init_ray()
-    with mlflow.start_run(run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}") as parent:
+    parent = mlflow.start_run(
+        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}", tags={"stage": "tune", **runs.owner_tags()}
+    )
+    status = "FAILED"
+    try:
         mlflow.log_params({"num_samples": num_samples, "max_rounds": max_rounds, "seed": seed})
         mlflow.set_tags({"dataset": splits.dataset, "dataset_version": splits.version,
-                         "dataset_content_hash": splits.content_hash, "stage": "tune"})  # fmt: skip
+                         "dataset_content_hash": splits.content_hash})  # fmt: skip
         trainable = tune.with_parameters(
             _trial, splits=splits, tracking_uri=tracking_uri, experiment_id=experiment.experiment_id,
             parent_run_id=parent.info.run_id, max_rounds=max_rounds, seed=seed,
         )  # fmt: skip
+        watch = _BackendWatch()
         with progress_bar(f"Ray Tune: {num_samples} XGBoost trials", total=num_samples) as advance:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
@@ -168,10 +247,16 @@ def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneRes
                     name=f"tune-{parent.info.run_id[:8]}",
                     storage_path=str(settings.state_dir() / "ray_results"),
                     verbose=0,
-                    callbacks=[_ProgressCallback(advance)],
+                    callbacks=[_ProgressCallback(advance), watch],
+                    stop=watch,
                 ),
             )  # fmt: skip
             results = tuner.fit()
+        if watch.lost is not None:
+            raise ServiceUnavailable(
+                f"{watch.lost.message}: the search was stopped ({watch.failed} trial(s) failed)",
+                f"{watch.lost.hint}, then run `task tune` again (details: {settings.state_dir() / 'logs' / 'ray.log'})",
+            )
         errors = [r for r in results if r.error]
         ok = [r for r in results if not r.error]
         if not ok:
@@ -183,6 +268,9 @@ def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneRes
         best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "test_", "rounds"))}
         mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
         mlflow.set_tags({"best_run_id": best.metrics["mlflow_run_id"], "failed_trials": len(errors)})
+        status = "FINISHED"
+    finally:
+        _end_parent(status)
     return TuneResult(
         parent_run_id=parent.info.run_id,
         best_run_id=best.metrics["mlflow_run_id"],

@@ -21,9 +21,11 @@ from platform_core import settings
 from platform_core.errors import PlatformError
 from platform_core.progress import console, new_app
 
-# The CLI draws its own progress and one result line per stage; MLflow's INFO lines and per-download bars
-# only bury them. Its run/experiment URLs stay: they are the quickest way into the UI.
+# The CLI draws its own progress and one result line per stage; MLflow's INFO lines, run-URL prints and
+# per-download bars only bury them.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported (lazily, by a stage)
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 app = new_app(__doc__)

@@ -15,7 +15,10 @@ def up() -> list[stack.ServiceStatus]:
     """Start the local stack (SeaweedFS S3 + MLflow) on 127.0.0.1; a no-op for what already runs."""
     with step("Starting SeaweedFS (S3) and the MLflow server"):
         services = stack.up()
-    done(f"stack up: S3 {settings.s3_endpoint()} (bucket {settings.BUCKET.get()}), MLflow {settings.tracking_uri()}")
+    done(
+        f"stack up: S3 {settings.s3_endpoint()} (bucket {settings.BUCKET.get()}), MLflow {settings.tracking_uri()} "
+        "(login: `task mlflow:credentials`)"
+    )
     return services
 
 
@@ -30,8 +33,9 @@ def down() -> None:
 def status() -> None:
     """Show which local services run, where."""
     table = Table("service", "state", "pid", "url")
+    styles = {"running": "[green]running[/]", "stopped": "[dim]stopped[/]", "orphaned": "[red]orphaned[/] (task down)"}
     for s in stack.status():
-        table.add_row(s.name, "[green]running[/]" if s.running else "[dim]stopped[/]", str(s.pid or "-"), s.url)
+        table.add_row(s.name, styles[s.state], str(s.pid or "-"), s.url)
     console.print(table)
     console.print(f"state dir: {settings.state_dir()}")
 
@@ -43,3 +47,10 @@ def show_settings() -> None:
     for name, value, doc in settings.describe():
         table.add_row(name, value, doc)
     console.print(table)
+
+
+@app.command("mlflow-credentials")
+def mlflow_credentials() -> None:
+    """Print the MLflow UI login (generated into the state dir on first `up`)."""
+    user, password = settings.mlflow_credentials()
+    console.print(f"MLflow UI: {settings.tracking_uri()}\n  username: {user}\n  password: {password}")

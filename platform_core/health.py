@@ -48,8 +48,8 @@ def require_s3() -> None:
 
 
 def connect(s3: bool = False) -> None:
-    """Export endpoints and keys for MLflow/boto3/KServe, then fail fast if a needed service is down."""
-    settings.apply_client_env()
+    """Fail fast if a needed service is down, then export endpoints and logins for MLflow/boto3/KServe."""
     require_mlflow()
+    settings.apply_client_env()
     if s3:
         require_s3()

@@ -1,7 +1,12 @@
-"""Background servers owned by the platform: start detached, record the PID, stop exactly that process group.
+"""Background servers owned by the platform: started detached, found again by PID file and by port, stopped by
+process group.
 
-Every server is started in its own session so `stop` can signal the whole group (MLflow forks workers),
-and nothing else on the machine is touched.
+Every server runs in its own session under `platform_core.supervisor`, which leads the process group, rotates
+the service's log and stops the group when the service's main process dies. The PID file holds the
+supervisor's PID (= the group id). Every process also carries a marker in its environment naming the state
+dir and service, so processes orphaned by `kill -9` of the supervisor are still recognised as ours by the
+port they hold: `status` reports them, `down` stops them, and `up` replaces them instead of failing on "port
+taken". Nothing else on the machine is touched.
 """
 
 from __future__ import annotations
@@ -11,18 +16,25 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from platform_core import settings
 from platform_core.errors import PlatformError, ServiceUnavailable
+
+MARKER = "PLATFORM_DAEMON"
 
 
 @dataclass(frozen=True)
 class Daemon:
     name: str
+    # The ports the service owns (read from settings when asked, so tests can move them).
+    ports: Callable[[], tuple[int, ...]] = field(default=lambda: (), compare=False)
 
     @property
     def pid_file(self) -> Path:
@@ -32,22 +44,47 @@ class Daemon:
     def log_file(self) -> Path:
         return settings.state_dir() / "logs" / f"{self.name}.log"
 
-    def pid(self) -> int | None:
-        """PID of our running process, or None (a stale PID file is removed)."""
+    @property
+    def marker(self) -> str:
+        return f"{settings.state_dir()}:{self.name}"
+
+    def _recorded_pid(self) -> int | None:
         try:
-            pid = int(self.pid_file.read_text().strip())
+            return int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
 
-    def start(self, argv: list[str], env: dict[str, str] | None = None, ports: tuple[int, ...] = ()) -> int:
-        """Start detached unless already running; refuse clearly if a port is taken by someone else."""
+    def pid(self) -> int | None:
+        """PID of our running service (the group leader), or None."""
+        pid = self._recorded_pid()
+        return pid if pid is not None and _alive(pid) else None
+
+    def orphans(self) -> set[int]:
+        """Our processes still alive although the leader is gone: the rest of its group, or a process that owns
+        one of the service's ports and carries our marker."""
+        if self.pid() is not None:
+            return set()
+        found = set()
+        if (pgid := self._recorded_pid()) is not None:
+            found |= {p.pid for p in _group_members(pgid)}
+        for pid in port_owners(self.ports()):
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).environ().get(MARKER) == self.marker:
+                    found.add(pid)
+        return found
+
+    def state(self) -> str:
+        if self.pid() is not None:
+            return "running"
+        return "orphaned" if self.orphans() else "stopped"
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Start detached unless already running; replace our own orphan; refuse clearly if a port is taken by
+        someone else."""
         if (pid := self.pid()) is not None:
             return pid
-        for port in ports:
+        self.stop()  # an orphan of ours holding the ports
+        for port in self.ports():
             if port_in_use(settings.HOST.get(), port):
                 raise PlatformError(
                     f"port {port} (needed by {self.name}) is already taken by another process",
@@ -55,31 +92,36 @@ class Daemon:
                 )
         for path in (self.pid_file, self.log_file):
             path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
+        supervisor = [
+            sys.executable, "-m", "platform_core.supervisor", str(self.log_file),
+            str(settings.LOG_MAX_MB.get() * 1024 * 1024), str(settings.LOG_BACKUPS.get()), "--", *argv,
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            supervisor, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {}), MARKER: self.marker}, start_new_session=True,
+        )  # fmt: skip
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """SIGTERM the process group, SIGKILL it after `timeout`. Returns whether something was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        _signal_group(pid, signal.SIGTERM)
+        """SIGTERM the service's group (and any orphan of ours), SIGKILL after `timeout`. Returns whether anything
+        was running."""
+        leader = self.pid()
+        groups = {leader} if leader is not None else set()
+        groups |= {_pgid(pid) for pid in self.orphans()} - {None}
+        if (recorded := self._recorded_pid()) is not None and _group_members(recorded):
+            groups.add(recorded)
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while any(_group_members(g) for g in groups) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGKILL)
+        for pgid in groups:
+            _reap_group(pgid)
         self.pid_file.unlink(missing_ok=True)
-        return True
+        return bool(groups)
 
     def wait_ready(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll `check` until it is true; fail with the log's tail if the process dies or time runs out."""
@@ -97,6 +139,7 @@ class Daemon:
         raise ServiceUnavailable(f"{what} not ready after {timeout:.0f}s", f"see {self.log_file}")
 
     def log_tail(self, lines: int = 15) -> str:
+        time.sleep(0.2)  # let the log writer flush what the dying process wrote last
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
@@ -105,21 +148,53 @@ class Daemon:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        # A zombie (exited, not yet reaped) answers signals but serves nothing.
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still answers kill(0); treat it as gone.
+
+
+def _reap_group(pgid: int) -> None:
+    """Collect exit statuses of our own children in that group (the service and its log writer, when this
+    process started them), so they do not linger as zombies."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-pgid, os.WNOHANG)[0]:
+            pass
+
+
+def _pgid(pid: int) -> int | None:
     try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return True
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes of a process group."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+    return members
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def port_owners(ports: tuple[int, ...]) -> set[int]:
+    """PIDs listening on any of `ports` (from the kernel's socket table; no traffic sent)."""
+    if not ports:
+        return set()
+    wanted = set(ports)
+    return {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in wanted and c.pid
+    }
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -1,35 +1,37 @@
-"""The local stack: SeaweedFS (S3 with auth) and an MLflow tracking server, both on 127.0.0.1.
+"""The local stack: SeaweedFS (S3 with auth) and an MLflow tracking server (basic auth), both on 127.0.0.1.
 
-`up` is idempotent, `down` stops exactly what `up` started (by PID file), `status` says what runs where.
+`up` is idempotent and, if it fails halfway, stops what that call started; `down` stops exactly what the
+platform started (by PID file and by the ports it owns); `status` says what runs where, orphans included.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_core import health, settings, storage
+from platform_core import mlflow_server, runs, seaweed, settings, storage
 from platform_core.errors import ConfigError, PlatformError
 from platform_core.processes import Daemon
 
-SEAWEED = Daemon("seaweedfs")
-MLFLOW = Daemon("mlflow")
-MODEL_SERVER = Daemon("model-server")  # started by inference_service.server, stopped with the stack
-# SeaweedFS components besides S3 take the ports after it (each also opens port+10000 for gRPC).
-_WEED_COMPONENTS = ("master", "volume", "filer", "admin", "webdav", "s3.port.iceberg", "s3.port.lance")
+SEAWEED = Daemon("seaweedfs", ports=seaweed.all_ports)
+MLFLOW = Daemon("mlflow", ports=lambda: (settings.MLFLOW_PORT.get(),))
+# Started by inference_service.server, stopped with the stack.
+MODEL_SERVER = Daemon("model-server", ports=lambda: (settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()))
 
 
 @dataclass
 class ServiceStatus:
     name: str
-    running: bool
+    state: str  # running | orphaned | stopped
     pid: int | None
     url: str
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
 
 def _bin(name: str) -> str:
@@ -43,66 +45,16 @@ def _bin(name: str) -> str:
     return found
 
 
-def ensure_keys() -> Path:
-    """Generate the local S3 identity once; it never leaves the ignored state dir."""
-    path = settings.keys_file()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        identity = {
-            "name": "platform",
-            "credentials": [
-                {"accessKey": "PLT" + secrets.token_hex(8).upper(), "secretKey": secrets.token_urlsafe(30)}
-            ],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }
-        path.write_text(json.dumps({"identities": [identity]}, indent=2))
-        path.chmod(0o600)
-    return path
-
-
-def weed_ports() -> dict[str, int]:
-    base = settings.S3_PORT.get()
-    return {"s3": base, **{name: base + i + 1 for i, name in enumerate(_WEED_COMPONENTS)}}
-
-
 def start_seaweedfs() -> None:
-    host, ports = settings.HOST.get(), weed_ports()
-    data = settings.state_dir() / "s3"
-    logs = settings.state_dir() / "logs" / "seaweedfs"
-    data.mkdir(parents=True, exist_ok=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    port_flags = [f"-s3.port={ports['s3']}"] + [
-        f"-{name}={port}" if name.startswith("s3.") else f"-{name}.port={port}"
-        for name, port in ports.items()
-        if name != "s3"
-    ]
-    argv = [
-        _bin("weed"), f"-logdir={logs}", "mini", f"-dir={data}", f"-ip={host}", f"-ip.bind={host}",
-        *port_flags, "-admin.ui=false", "-master.telemetry=false", f"-s3.config={ensure_keys()}",
-    ]  # fmt: skip
-    all_ports = tuple(ports.values()) + tuple(p + 10000 for p in ports.values())
-    SEAWEED.start(argv, ports=all_ports)
+    SEAWEED.start(seaweed.argv(_bin("weed")))
     SEAWEED.wait_ready(lambda: storage.client().list_buckets() is not None, timeout=60, what="SeaweedFS S3")
+    seaweed.verify_grpc_refuses_plaintext()
     storage.ensure_bucket(settings.BUCKET.get())
 
 
 def start_mlflow() -> None:
-    db = settings.state_dir() / "mlflow" / "mlflow.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    host, port = settings.HOST.get(), settings.MLFLOW_PORT.get()
-    argv = [
-        _bin("mlflow"), "server", "--host", host, "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{db}",
-        # The server proxies artifacts: clients need no S3 keys, only the tracking URI.
-        "--artifacts-destination", f"s3://{settings.BUCKET.get()}/mlflow",
-    ]  # fmt: skip
-    env = {
-        **settings.client_env(),
-        # Job execution starts seven extra processes the platform does not use.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    MLFLOW.start(argv, env=env, ports=(port,))
-    MLFLOW.wait_ready(health.mlflow_answers, timeout=120, what="MLflow")
+    MLFLOW.start(mlflow_server.argv(_bin("mlflow")), env=mlflow_server.env())
+    MLFLOW.wait_ready(mlflow_server.answers_with_auth, timeout=120, what="MLflow")
 
 
 def preflight() -> None:
@@ -114,19 +66,34 @@ def preflight() -> None:
 
 def up() -> list[ServiceStatus]:
     preflight()
-    start_seaweedfs()
-    start_mlflow()
+    was_running = {d: d.pid() is not None for d in (SEAWEED, MLFLOW)}
+    try:
+        start_seaweedfs()
+        start_mlflow()
+        settings.apply_client_env()
+        runs.close_orphaned_runs()  # left RUNNING by a search whose process or backend died
+    except BaseException:
+        # Leave things as they were: stop what this call started, keep what already ran.
+        for daemon in (MLFLOW, SEAWEED):
+            if not was_running[daemon]:
+                daemon.stop()
+        raise
     return status()
 
 
 def down() -> list[str]:
-    """Stop what `up` started, newest first. Returns the names of services that were running."""
+    """Stop what `up` and `serve` started, newest first. Returns the names of services that were running."""
     return [d.name for d in (MODEL_SERVER, MLFLOW, SEAWEED) if d.stop()]
 
 
 def status() -> list[ServiceStatus]:
-    return [
-        ServiceStatus("seaweedfs (S3)", SEAWEED.pid() is not None, SEAWEED.pid(), settings.s3_endpoint()),
-        ServiceStatus("mlflow", MLFLOW.pid() is not None, MLFLOW.pid(), settings.tracking_uri()),
-        ServiceStatus("model server (v2)", MODEL_SERVER.pid() is not None, MODEL_SERVER.pid(), settings.serve_url()),
-    ]
+    rows = []
+    for name, daemon, url in (
+        ("seaweedfs (S3)", SEAWEED, settings.s3_endpoint()),
+        ("mlflow", MLFLOW, settings.tracking_uri()),
+        ("model server (v2)", MODEL_SERVER, settings.serve_url()),
+    ):
+        state = daemon.state()
+        pid = daemon.pid() if state == "running" else min(daemon.orphans(), default=None)
+        rows.append(ServiceStatus(name, state, pid, url))
+    return rows

@@ -20,7 +20,12 @@ def client():
         aws_secret_access_key=secret,
         region_name="us-east-1",
         # Path-style: SeaweedFS and most non-AWS endpoints have no per-bucket DNS.
-        config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        config=botocore.config.Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": settings.HTTP_RETRIES.get() + 1, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=settings.HTTP_TIMEOUT.get(),
+        ),
     )
 
 
