@@ -196,3 +196,15 @@ def test_gitignore_covers_terraform_artifacts():
                  "terraform/examples/ionos/terraform.tfvars"):  # fmt: skip
         res = run(["git", "check-ignore", "-q", path], cwd=ROOT)
         assert res.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_ionos_example_passes_every_required_module_variable():
+    module_vars = {name: body for block in _merged(IONOS)["variable"] for name, body in block.items()}
+    required = {name for name, body in module_vars.items() if "default" not in body}
+    example = _merged(ROOT / "terraform" / "examples" / "ionos")
+    call = example["module"][0]["platform"]
+    assert call["source"] == "../../modules/ionos"
+    assert required <= set(call), f"example misses required inputs {sorted(required - set(call))}"
+    assert set(call) - {"source"} <= set(module_vars), "example passes inputs the module does not declare"
+    providers = example["terraform"][0]["required_providers"][0]
+    assert providers["ionoscloud"]["source"] == "ionos-cloud/ionoscloud"
