@@ -132,14 +132,15 @@ def validate(records: DataFrame, contract: Contract, valid: float, test: float) 
     row_hash = F.conv(F.substring(F.sha2("key", 256), 1, 15), 16, 10).cast("bigint")
     bucket = F.pmod(row_hash, F.lit(SPLIT_BUCKETS))
     split = F.when(bucket < cut_train, "train").when(bucket < cut_valid, "valid").otherwise("test")
-    digest = F.sha2("raw_line", 256)
     return checked.select(
         "*",
         F.coalesce("row_reason", duplicate).alias("reason"),
         row_hash.alias("row_hash"),
         split.alias("split"),
-        F.conv(F.substring(digest, 1, 15), 16, 10).cast("decimal(38,0)").alias("digest_a"),
-        F.conv(F.substring(digest, 16, 15), 16, 10).cast("decimal(38,0)").alias("digest_b"),
+        # Two independent 64-bit digests of the raw record; summed (as decimals: no overflow) they fingerprint a
+        # set of rows whatever its order. Only Spark needs to reproduce them, so its fast xxhash64 will do.
+        F.xxhash64("raw_line").cast("decimal(38,0)").alias("digest_a"),
+        F.xxhash64("raw_line", F.lit(1)).cast("decimal(38,0)").alias("digest_b"),
     ).withColumn("column", F.when(F.col("reason") == "duplicate_key", F.lit(None)).otherwise(F.col("column")))
 
 

@@ -1,0 +1,68 @@
+"""The cluster ETL: the committed SparkApplication + S3Connection are exactly what the settings render, run the
+local job's entry point and arguments, and validate against the upstream CRD schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from data_platform import k8s
+from data_platform.etl import job_args
+from platform_core import settings
+
+CRDS = settings.REPO_ROOT.parent / "shared" / "specs" / "crds"
+_RENDER_SETTINGS = [n for n in settings.REGISTRY if n.startswith(("PLATFORM_K8S_", "PLATFORM_SPARK_"))]
+
+
+@pytest.fixture
+def defaults(monkeypatch):
+    for name in [*_RENDER_SETTINGS, "PLATFORM_DATASET", "PLATFORM_SPLIT_VALID", "PLATFORM_SPLIT_TEST"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_committed_manifests_equal_the_rendered_ones(defaults):
+    for name, text in k8s.rendered().items():
+        assert (k8s.OUT_DIR / name).read_text() == text, f"{name} is stale: run `task etl:render-k8s`"
+    assert sorted(p.name for p in k8s.OUT_DIR.iterdir()) == sorted(k8s.rendered())
+
+
+def test_job_is_the_local_job_on_s3a_with_credentials_only_through_the_secret_class(defaults):
+    app = k8s.spark_application()["spec"]
+    assert app["args"] == job_args("iris", settings.K8S_RAW_PATH.get(), settings.K8S_LAKE.get())
+    assert app["mainApplicationFile"].endswith("/data_platform/etl.py")
+    assert all(a.startswith("s3a://") for a in app["args"][3::2])
+    assert ":" in app["sparkImage"]["custom"] and not app["sparkImage"]["custom"].endswith(":latest")
+    text = "\n".join(k8s.rendered().values()).lower()
+    assert "access.key" not in text and "secret.key" not in text and "aws_secret" not in text
+    assert k8s.s3_connection()["spec"]["credentials"] == {"secretClass": settings.K8S_S3_SECRET_CLASS.get()}
+
+
+def _schema(crd_file: str, kind: str) -> dict:
+    for doc in yaml.safe_load_all((CRDS / crd_file).read_text()):
+        if doc and doc["spec"]["names"]["kind"] == kind:
+            return next(v for v in doc["spec"]["versions"] if v.get("storage"))["schema"]["openAPIV3Schema"]
+    raise AssertionError(f"{kind} not in {crd_file}")
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"upstream CRDs not present at {CRDS} (see ../shared/specs/SOURCES.md)")
+@pytest.mark.parametrize(
+    ("file", "crd", "kind"),
+    [
+        ("sparkapplication.yaml", "stackable-spark-k8s-operator.crds.yaml", "SparkApplication"),
+        ("s3connection.yaml", "stackable-commons-operator.crds.yaml", "S3Connection"),
+    ],  # fmt: skip
+)
+def test_manifests_validate_against_the_upstream_crd_schema(defaults, file, crd, kind):
+    schema = _schema(crd, kind)
+    for doc in (yaml.safe_load((k8s.OUT_DIR / file).read_text()), yaml.safe_load(k8s.rendered()[file])):
+        jsonschema.validate(doc, schema)
+        with pytest.raises(jsonschema.ValidationError):  # the schema really constrains: a wrong type fails
+            jsonschema.validate({**doc, "spec": {**doc["spec"], "mode": 3, "host": 3}}, schema)
+
+
+def test_render_writes_the_three_files(defaults, tmp_path):
+    written = k8s.write_manifests(Path(tmp_path))
+    assert sorted(p.name for p in written) == ["kustomization.yaml", "s3connection.yaml", "sparkapplication.yaml"]
