@@ -208,3 +208,14 @@ def test_ionos_example_passes_every_required_module_variable():
     assert set(call) - {"source"} <= set(module_vars), "example passes inputs the module does not declare"
     providers = example["terraform"][0]["required_providers"][0]
     assert providers["ionoscloud"]["source"] == "ionos-cloud/ionoscloud"
+
+
+def test_cluster_versions_agree_with_the_validation_version():
+    """kubernetes-validate checks the manifests against the Kubernetes minor the modules deploy by default."""
+    from .conftest import K8S_VERSION
+
+    minor = ".".join(K8S_VERSION.split(".")[:2])
+    aws = {n: b for block in _merged(AWS)["variable"] for n, b in block.items()}
+    ionos = {n: b for block in _merged(IONOS)["variable"] for n, b in block.items()}
+    assert aws["kubernetes_version"]["default"] == minor
+    assert ionos["k8s_version"]["default"].startswith(minor + ".")
