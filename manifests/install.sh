@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$here/versions.env"
 
 DRY_RUN=0
@@ -81,13 +81,13 @@ run kubectl -n knative-serving patch configmap/config-domain --type merge -p "{\
 
 step "KServe $KSERVE_VERSION (serverless mode)"
 # Serverless (Knative) mode is required: RawDeployment/Standard silently ignores canaryTrafficPercent.
-# KServe >= 0.21 calls the mode "Knative" and still accepts "Serverless".
+# KServe >= 0.21 calls the mode "Knative" and still accepts "Serverless". Kourier instead of Istio: KServe must not
+# create its top-level Istio VirtualService (disableIstioVirtualHost); Knative routes through Kourier.
 run helm upgrade --install kserve-crd "$KSERVE_CHARTS/kserve-crd" --version "$KSERVE_VERSION" \
   --namespace kserve --create-namespace --wait
 run helm upgrade --install kserve "$KSERVE_CHARTS/kserve" --version "$KSERVE_VERSION" \
   --namespace kserve --create-namespace --wait \
   --set kserve.controller.deploymentMode=Serverless \
-  --set kserve.controller.gateway.ingressGateway.className=kourier \
   --set kserve.controller.gateway.disableIstioVirtualHost=true
 
 step "Stackable $STACKABLE_VERSION: commons, secret, listener, spark-k8s operators"

@@ -74,6 +74,7 @@ def test_install_is_idempotent_and_serverless(dry_run):
         assert not command.startswith(("kubectl create ", "kubectl edit", "helm install ")), command
     joined = "\n".join(dry_run)
     assert "deploymentMode=Serverless" in joined, "canaryTrafficPercent needs KServe serverless mode"
+    assert "disableIstioVirtualHost=true" in joined, "with Kourier, KServe must not create Istio VirtualServices"
     assert re.search(r"patch configmap/config-domain --type merge", joined), "Knative domain is set by a patch"
     assert "ingress-class" in joined and "kourier" in joined
 
