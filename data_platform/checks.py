@@ -70,12 +70,13 @@ def read_records(spark: SparkSession, files: list[str], contract: Contract) -> D
     lines = lines.where(F.trim("raw_line") != "")  # blank lines (UCI files end with one) are not records
     if contract.header:
         lines = lines.where(F.col("raw_line") != contract.delimiter.join(names))
-    tokens = F.split("raw_line", re.escape(contract.delimiter), -1)
+    # Split once into a column: an expression reused per field would split each line once per column.
+    lines = lines.select("source", "raw_line", F.split("raw_line", re.escape(contract.delimiter), -1).alias("tokens"))
     return lines.select(
         "source",
         "raw_line",
-        F.size(tokens).alias("n_fields"),
-        *[F.trim(F.get(tokens, i)).alias(f"{n}__tok") for i, n in enumerate(names)],
+        F.size("tokens").alias("n_fields"),
+        *[F.trim(F.get("tokens", i)).alias(f"{n}__tok") for i, n in enumerate(names)],
     )
 
 

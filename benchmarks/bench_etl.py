@@ -1,0 +1,178 @@
+"""Benchmark: the platform's Spark ETL (local[2]) against DuckDB doing the same work on the same generated file.
+
+Same work = read the raw CSV as lines, check every field against the contract (field count, missing, malformed,
+non-finite, range, label), quarantine duplicates of the row key, assign the hash-of-key split, write curated
+Parquet partitioned by split plus the quarantine. DuckDB is the single-node reference, limited to 2 threads like
+local[2]. Each engine runs in a fresh process per repeat (timing starts once the engine is up, so JVM start-up is
+not counted; peak RSS covers the whole process tree, JVM included). Medians of the repeats are printed, with
+Spark / DuckDB ratios.
+
+    task bench:etl -- --rows 1000000 10000000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _run_spark(raw: str, lake: str, contracts: str) -> dict:
+    os.environ["PLATFORM_CONTRACTS_DIR"] = contracts
+    from data_platform.etl import run_etl
+    from data_platform.spark import get_session
+
+    get_session()  # start-up outside the timing
+    start = time.monotonic()
+    result = run_etl(raw, lake, "bench")
+    return {"seconds": time.monotonic() - start, "curated": result.rows_curated, "quarantined": result.rows_quarantined}
+
+
+def _duckdb_sql(contract, raw: str, out: str, cuts: tuple[int, int]) -> list[str]:
+    n = len(contract.columns)
+    toks = {c.name: f"trim(f[{i + 1}], ' ')" for i, c in enumerate(contract.columns)}
+    checks = [f"len(f) <> {n}", "'field_count'"]
+    for c in contract.columns:
+        tok = toks[c.name]
+        val = f"TRY_CAST({tok} AS DOUBLE)" if c.type == "number" else f"TRY_CAST({tok} AS BIGINT)"
+        if c.required:
+            checks += [f"coalesce({tok}, '') = ''", "'missing_value'"]
+        if c.numeric:
+            checks += [f"{tok} <> '' AND {val} IS NULL", "'malformed_number'"]
+        if c.type == "number":
+            checks += [f"isnan({val}) OR isinf({val})", "'non_finite'"]
+        ops = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+        for key, bound in c.ranges:
+            checks += [f"{tok} <> '' AND NOT ({val} {ops[key]} {bound})", "'out_of_range'"]
+        if c.allowed is not None:
+            allowed = ", ".join(f"'{v}'" for v in c.allowed)
+            checks += [f"{tok} <> '' AND {tok} NOT IN ({allowed})", "'unknown_label'"]
+    reason = "CASE " + " ".join(f"WHEN {checks[i]} THEN {checks[i + 1]}" for i in range(0, len(checks), 2)) + " END"
+    key = " || chr(31) || ".join(f"coalesce({toks[k]}, '')" for k in contract.key_columns)
+    record = " || chr(31) || ".join(f"coalesce({toks[k]}, '')" for k in contract.names)
+    typed = ", ".join(
+        f"TRY_CAST({toks[c.name]} AS {'DOUBLE' if c.type == 'number' else 'BIGINT'}) AS {c.name}" if c.numeric
+        else f"{toks[c.name]} AS {c.name}" for c in contract.columns
+    )  # fmt: skip
+    classes = ", ".join(f"'{v}'" for v in contract.classes)
+    header = f"WHERE line <> '{contract.delimiter.join(contract.names)}'" if contract.header else ""
+    return [
+        f"""CREATE TEMP TABLE lines AS SELECT line, string_split(line, '{contract.delimiter}') AS f
+            FROM read_csv('{raw}', columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', header=false)
+            {header}""",
+        f"""CREATE TEMP TABLE checked AS
+            WITH r AS (SELECT *, {reason} AS row_reason, {key} AS key, {record} AS record
+                       FROM lines WHERE trim(line) <> ''),
+            w AS (SELECT *, row_number() OVER (PARTITION BY key ORDER BY row_reason IS NOT NULL, record, line) AS rn,
+                  min(CASE WHEN row_reason IS NULL THEN record END) OVER (PARTITION BY key) AS lo,
+                  max(CASE WHEN row_reason IS NULL THEN record END) OVER (PARTITION BY key) AS hi FROM r)
+            SELECT *, coalesce(row_reason, CASE WHEN rn > 1 OR lo <> hi THEN 'duplicate_key' END) AS reason,
+                   ('0x' || substr(sha256(key), 1, 15))::BIGINT AS row_hash FROM w""",
+        f"""COPY (SELECT {typed}, list_position([{classes}], {toks[contract.label]}) - 1 AS class_index, row_hash,
+                   CASE WHEN row_hash % 10000 < {cuts[0]} THEN 'train' WHEN row_hash % 10000 < {cuts[1]} THEN 'valid'
+                        ELSE 'test' END AS split
+                  FROM checked WHERE reason IS NULL)
+            TO '{out}/curated' (FORMAT PARQUET, PARTITION_BY (split))""",
+        f"COPY (SELECT line AS raw_line, reason FROM checked WHERE reason IS NOT NULL) TO '{out}/quarantine.parquet'"
+        " (FORMAT PARQUET)",
+    ]  # noqa: E501
+
+
+def _run_duckdb(raw: str, out: str, contracts: str) -> dict:
+    import duckdb
+
+    from data_platform.checks import split_cuts
+    from data_platform.contract import load_contract
+
+    contract = load_contract(str(Path(contracts) / "bench.yaml"))
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute(f"SET temp_directory = '{out}/tmp'")
+    start = time.monotonic()
+    for sql in _duckdb_sql(contract, raw, out, split_cuts(0.15, 0.15)):
+        con.execute(sql)
+    curated = con.execute("SELECT count(*) FROM checked WHERE reason IS NULL").fetchone()[0]
+    quarantined = con.execute("SELECT count(*) FROM checked WHERE reason IS NOT NULL").fetchone()[0]
+    return {"seconds": time.monotonic() - start, "curated": curated, "quarantined": quarantined}
+
+
+def _measure(engine: str, raw: str, contracts: str) -> dict:
+    """One fresh process: its timing (from the child) and the peak RSS of its whole process tree (polled)."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as out:
+        env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+        proc = subprocess.Popen([sys.executable, __file__, "--child", engine, raw, out, contracts], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        peak = 0
+        done = threading.Event()
+
+        def poll():
+            nonlocal peak
+            root = psutil.Process(proc.pid)
+            while not done.is_set():
+                try:
+                    procs = [root, *root.children(recursive=True)]
+                    peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                except psutil.Error:
+                    pass
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        stdout, _ = proc.communicate()
+        done.set()
+        watcher.join()
+        if proc.returncode != 0:
+            raise SystemExit(f"{engine} run failed (exit {proc.returncode})")
+        return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mb": peak / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--classes", type=int, default=2)
+    parser.add_argument("--defect-rate", type=float, default=0.01)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    from data_platform.generate import generate
+
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory(prefix="bench-etl-") as tmp:
+            start = time.monotonic()
+            side = generate(f"{tmp}/bench.data", tmp, "bench", rows, args.features, args.classes, args.defect_rate)
+            size = Path(side["raw"]).stat().st_size / 2**20
+            print(f"\n{rows:,} rows x {args.features} features, {size:.0f} MiB, {args.defect_rate:.0%} defects "
+                  f"(generated in {time.monotonic() - start:.0f}s); {args.repeats} repeats, medians:")  # fmt: skip
+            results = {}
+            for engine in ("spark", "duckdb"):
+                runs = [_measure(engine, side["raw"], tmp) for _ in range(args.repeats)]
+                assert all(r["curated"] == side["good_rows"] for r in runs), (engine, runs, side["good_rows"])
+                seconds = statistics.median(r["seconds"] for r in runs)
+                rss = statistics.median(r["peak_rss_mb"] for r in runs)
+                results[engine] = (seconds, rss)
+                walls = ", ".join(f"{r['seconds']:.1f}s" for r in runs)
+                print(f"  {engine:7s} {rows / seconds:>12,.0f} rows/s  {seconds:7.1f} s  peak RSS {rss:7.0f} MiB  "
+                      f"(runs: {walls})")  # fmt: skip
+            (s_sec, s_rss), (d_sec, d_rss) = results["spark"], results["duckdb"]
+            print(f"  ratio   DuckDB is {s_sec / d_sec:.1f}x faster; Spark uses {s_rss / d_rss:.1f}x the memory")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        engine, raw, out, contracts = sys.argv[2:6]
+        run = _run_spark(raw, f"{out}/lake", contracts) if engine == "spark" else _run_duckdb(raw, out, contracts)
+        print(json.dumps(run), flush=True)
+    else:
+        main()
