@@ -75,6 +75,8 @@ def main() -> None:
     log, max_bytes, backups = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     argv = sys.argv[sys.argv.index("--") + 1 :]
     os.umask(0o077)  # logs may quote request data: owner-only
+    if os.getpgid(0) != os.getpid():
+        os.setsid()  # lead a group of our own: it is what gets stopped, never the caller's
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     # Ignored only after the child started (an ignored signal would be inherited): `down` signals the whole
     # group, and this process must outlive the service to keep its last words.

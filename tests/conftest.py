@@ -8,6 +8,7 @@ session, the Ray runtime (started lazily by the tune stage and reused).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -19,7 +20,16 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
-def _free_block(size: int, offset: int) -> int:
+def _stop_on_sigterm(signum, frame):
+    # pytest runs no fixture teardown when it is killed by SIGTERM (a CI timeout, say): turned into an
+    # interrupt, the session fixtures still stop the services they started.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def free_port_block(size: int, offset: int) -> int:
     """A base port where base..base+size-1 and the same ports + offset are all free (SeaweedFS needs both)."""
     import random
 
@@ -45,7 +55,7 @@ def _is_free(port: int) -> bool:
 def isolated_settings(tmp_path_factory) -> Path:
     """Point every setting at a private state dir and free ports for the whole session."""
     state = tmp_path_factory.mktemp("state")
-    base = _free_block(8, offset=10000)
+    base = free_port_block(5, offset=10000)
     env = {
         "PLATFORM_STATE_DIR": str(state),
         "PLATFORM_S3_PORT": str(base),

@@ -84,6 +84,42 @@ def test_bad_request_is_a_400_with_the_reason(demo):
         infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
 
 
+def test_nobody_can_unload_the_served_model(demo):
+    """KServe's repository extension would let any caller unload the model (then every request 404s while
+    readiness still says ready). It is off: REST and gRPC refuse, and the model keeps answering."""
+    import grpc
+    import httpx
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    import inference_service.kserve_guard  # noqa: F401
+
+    name, url = settings.MODEL_NAME.get(), settings.serve_url()
+    for action in ("unload", "load"):
+        response = httpx.post(f"{url}/v2/repository/models/{name}/{action}", timeout=10)
+        assert response.status_code == 501 and "disabled" in response.json()["error"]
+    channel = grpc.insecure_channel(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}")
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        pb_grpc.GRPCInferenceServiceStub(channel).RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name=name), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert httpx.get(f"{url}/v2/health/ready", timeout=10).status_code == 200
+    assert httpx.get(f"{url}/v2/models/{name}/ready", timeout=10).status_code == 200
+    assert infer_rest(url, name, load_request(DEFAULT_INPUT))["model_name"] == name
+
+
+def test_a_rejected_request_logs_one_line(demo):
+    from platform_core.stack import MODEL_SERVER
+
+    bad = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
+    with pytest.raises(PlatformError):
+        infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
+    log = MODEL_SERVER.log_file.read_text()
+    assert "rejected request: InvalidInput" in log
+    assert "Traceback" not in log
+
+
 def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
     import json
 

@@ -60,10 +60,9 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
 
 
 def test_services_listen_on_loopback_only(local_stack):
-    from platform_core.stack import weed_ports
+    from platform_core.seaweed import all_ports
 
-    weed = set(weed_ports().values())
-    ports = weed | {p + 10000 for p in weed} | {settings.MLFLOW_PORT.get()}
+    ports = set(all_ports()) | {settings.MLFLOW_PORT.get()}
     found = listening_addresses(ports)
     assert settings.S3_PORT.get() in found and settings.MLFLOW_PORT.get() in found
     assert all(addresses <= LOOPBACK for addresses in found.values()), found
