@@ -17,7 +17,7 @@ from data_platform import cli as data_cli
 from inference_service import cli as serving_cli
 from ml_platform import cli as ml_cli
 from platform_core import cli as stack_cli
-from platform_core import settings
+from platform_core import health, settings
 from platform_core.errors import PlatformError
 from platform_core.progress import console, new_app
 
@@ -72,6 +72,9 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
+        if (lost := health.diagnose(exc)) is not None:  # a backend died while the stage ran
+            console.print(f"[red]✘ {lost.message} (lost during the command)[/red]\n  fix: {lost.hint}")
+            sys.exit(1)
         raise
 
 

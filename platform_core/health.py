@@ -53,3 +53,25 @@ def connect(s3: bool = False) -> None:
     settings.apply_client_env()
     if s3:
         require_s3()
+
+
+_CLIENT_LIBRARIES = ("mlflow", "botocore", "boto3", "urllib3", "requests", "httpx", "s3transfer", "kserve_storage")
+
+
+def diagnose(exc: BaseException) -> ServiceUnavailable | None:
+    """For an error raised by an MLflow/S3 client library mid-stage: the lost service, if one is down now.
+
+    Stages check their services before they start (`connect`); this covers a backend that dies while a stage
+    runs, so the user sees which service went away and how to bring it back instead of a client traceback.
+    """
+    chain = [exc, exc.__cause__, exc.__context__]
+    if not any(e is not None and type(e).__module__.startswith(_CLIENT_LIBRARIES) for e in chain):
+        return None
+    try:
+        require_mlflow()
+        require_s3()
+    except ServiceUnavailable as lost:
+        return lost
+    except Exception:  # noqa: BLE001 - a diagnosis must not replace the original error
+        return None
+    return None

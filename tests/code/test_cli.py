@@ -85,3 +85,16 @@ def test_stages_fail_fast_when_mlflow_is_down(tmp_path):
         assert result.returncode == 1, result.stderr
         assert "MLflow tracking server does not answer" in result.stdout + result.stderr
         assert "task up" in result.stdout + result.stderr
+
+
+def test_a_client_error_while_a_stage_runs_is_named_as_the_lost_service(monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from platform_core import health
+    from platform_core.errors import ServiceUnavailable
+    from platform_core.processes import free_port
+
+    monkeypatch.setenv("PLATFORM_MLFLOW_PORT", str(free_port()))  # nothing listens there
+    lost = health.diagnose(MlflowException("API request to ... failed with exception ... Max retries exceeded"))
+    assert isinstance(lost, ServiceUnavailable) and "MLflow tracking server does not answer" in lost.message
+    assert health.diagnose(ValueError("a bug stays a bug")) is None
