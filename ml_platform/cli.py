@@ -2,42 +2,90 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from platform_core import health, settings
-from platform_core.progress import done, new_app
+from platform_core.progress import console, done, new_app
 
 app = new_app(__doc__)
 
 
 @app.command()
 def tune(
-    samples: Annotated[int | None, typer.Option(help="Trials (default: PLATFORM_TUNE_SAMPLES)")] = None,
+    samples: Annotated[int | None, typer.Option(help="Trials (default: budget.samples of the config)")] = None,
     max_rounds: Annotated[int | None, typer.Option(help="Max boosting rounds per trial")] = None,
+    config: Annotated[Path | None, typer.Option(help="Search config YAML (default: ml_platform/search.yaml)")] = None,
+    resume: Annotated[bool, typer.Option(help="Finish the interrupted search (same parent run)")] = False,
 ):
-    """Ray Tune search over XGBoost hyperparameters; every trial is an MLflow run with its model on S3."""
+    """Ray Tune search (ASHA + seeded Optuna) over XGBoost hyperparameters; trials are MLflow runs."""
+    from ml_platform import search_config
     from ml_platform.tune import run_tune
 
+    loaded = None if resume else search_config.load(config)  # a bad config fails before any service is touched
     health.connect()
-    result = run_tune(
-        settings.lake_dir(),
-        num_samples=samples or settings.TUNE_SAMPLES.get(),
-        max_rounds=max_rounds or settings.TUNE_MAX_ROUNDS.get(),
-        seed=settings.SEED.get(),
-    )
+    result = run_tune(settings.lake_dir(), loaded, samples=samples, max_rounds=max_rounds, resume=resume)
     done(
-        f"tune: {result.trials} trials, best run {result.best_run_id} "
-        f"(valid logloss {result.best_metrics['valid_mlogloss']:.4f}, "
-        f"test accuracy {result.best_metrics['test_accuracy']:.3f}) ({result.seconds}s)"
+        f"tune{' (resumed)' if result.resumed else ''}: {result.trials} trials finished, {result.stopped} stopped "
+        f"early, {result.failed} failed; best run {result.best_run_id} (valid logloss "
+        f"{result.best_metrics['valid_mlogloss']:.4f}, valid accuracy {result.best_metrics['valid_accuracy']:.3f}) "
+        f"({result.seconds}s)"
     )
     return result
 
 
 @app.command()
+def gate(
+    promote: Annotated[bool, typer.Option(help="On pass, also move @champion to it (old one -> @previous)")] = False,
+    run_id: Annotated[str | None, typer.Option(help="Challenger trial run (default: best of the last search)")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Gate rules YAML (default: ml_platform/gate.yaml)")] = None,
+):
+    """Challenger (the search's best) vs @champion on the same test rows; pass -> @challenger, fail -> exit 1."""
+    from rich.table import Table
+
+    from ml_platform.gate import load_rules, run_gate
+
+    loaded = load_rules(rules)  # a bad rules file fails before any service is touched
+    health.connect()
+    report = run_gate(settings.MODEL_NAME.get(), run_id, loaded, promote_on_pass=promote)
+    table = Table("metric (test split)", "champion", "challenger", title=f"gate: {report.outcome}")
+    champion = (report.champion or {}).get("metrics", {})
+    for metric, value in report.challenger["metrics"].items():
+        table.add_row(metric, f"{champion[metric]:.4f}" if metric in champion else "-", f"{value:.4f}")
+    console.print(table)
+    for rule in report.rules:
+        console.print(f"  {'[green]pass[/]' if rule['passed'] else '[red]FAIL[/]'}  {rule['rule']}: {rule['detail']}")
+    report.raise_if_rejected()
+    version = report.challenger["version"]
+    where = "@challenger"
+    if report.promoted:
+        where = "@champion" + (f" (v{report.previous} -> @previous)" if report.previous else "")
+    if report.outcome == "unchanged":
+        done(f"gate: v{version} already is the champion; no alias moved (report {report.report_path})")
+    else:
+        done(f"gate passed: {report.model_name} v{version} -> {where} (report {report.report_path})")
+    return report
+
+
+@app.command()
+def promote():
+    """Move @champion to the gated @challenger; the old champion becomes @previous."""
+    from ml_platform.gate import promote as promote_challenger
+
+    health.connect()
+    new, previous = promote_challenger(settings.MODEL_NAME.get())
+    done(
+        f"promoted {settings.MODEL_NAME.get()} v{new} to @champion"
+        + (f" (v{previous} -> @previous)" if previous else "")
+    )
+    return new, previous
+
+
+@app.command()
 def register(run_id: Annotated[str | None, typer.Option(help="Trial run (default: best of last search)")] = None):
-    """Register the best trial's model and point the `champion` alias at it."""
+    """Manual override: register a trial's model as @champion WITHOUT the gate (repairs only; use `gate`)."""
     from ml_platform.registry import register_champion
 
     health.connect()
@@ -53,5 +101,5 @@ def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] 
 
     health.connect(s3=True)
     result = export_model(settings.MODEL_NAME.get(), alias)
-    done(f"exported {result.model_name} v{result.version} -> {result.storage_uri}")
+    done(f"exported {result.model_name} v{result.version} -> {result.storage_uri} (model.ubj + metadata/bundle.json)")
     return result

@@ -31,10 +31,11 @@ class Splits:
     content_hash: str
 
 
-def load_splits(lake: str | None = None, dataset: str | None = None) -> Splits:
-    """The splits of the version `_latest` names, rows ordered by row hash (independent of file layout)."""
+def load_splits(lake: str | None = None, dataset: str | None = None, version: int | None = None) -> Splits:
+    """The splits of the version `_latest` names (or of `version`: the gate scores on the challenger's version,
+    a resumed search on the one it started with), rows ordered by row hash (independent of file layout)."""
     lake, dataset = lake or settings.lake_dir(), dataset or settings.DATASET.get()
-    manifest = read_manifest(lake, dataset)
+    manifest = read_manifest(lake, dataset, version)
     features = manifest["features"]
     table = ds.dataset(manifest["path"], format="parquet", partitioning="hive").to_table(
         columns=[*features, "class_index", "row_hash", "split"]

@@ -1,7 +1,7 @@
-"""Register stage: the best trial's model becomes a registered model version with the `champion` alias.
+"""Model registry helpers: the search's best run, registered versions with their lineage, aliases.
 
-(The champion/challenger gate that compares on the holdout first is a later stage; this one promotes the
-search's best unconditionally, as the first model needs no comparison.)
+`platform gate` (ml_platform.gate) is how a model reaches `champion`. `register_champion` (`platform register`)
+is the manual override that skips the gate; use it only to repair a registry by hand.
 """
 
 from __future__ import annotations
@@ -56,6 +56,28 @@ def model_uri_of_run(run_id: str) -> str:
     return models[0].model_uri
 
 
+def client() -> MlflowClient:
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    return MlflowClient()
+
+
+def version_by_alias(model_name: str, alias: str):
+    """The ModelVersion an alias points at, or None (also when the model is not registered yet)."""
+    try:
+        return client().get_model_version_by_alias(model_name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def find_or_register(model_name: str, run_id: str, tags: dict[str, str]):
+    """The version registered from `run_id` (gating a run twice reuses it), else a new one. Lineage tags are
+    copied onto the version so it is traceable without its run."""
+    existing = client().search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if existing:
+        return min(existing, key=lambda v: int(v.version))
+    return mlflow.register_model(model_uri_of_run(run_id), model_name, tags={"source_run_id": run_id, **tags})
+
+
 def register_champion(model_name: str, run_id: str | None = None) -> Registered:
     mlflow.set_tracking_uri(settings.tracking_uri())
     run_id = run_id or latest_best_run_id(settings.EXPERIMENT.get())
@@ -73,4 +95,4 @@ def resolve_alias(model_name: str, alias: str) -> str:
     try:
         return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
-        raise PlatformError(f"model {model_name!r} has no version with alias {alias!r}", "run `task register`") from exc
+        raise PlatformError(f"model {model_name!r} has no version with alias {alias!r}", "run `task gate`") from exc

@@ -1,18 +1,22 @@
-"""Tune stage: a seeded Ray Tune search over XGBoost hyperparameters; every trial is one MLflow run.
+"""Tune stage: a seeded, resumable Ray Tune search over XGBoost hyperparameters (ml_platform/search.yaml).
 
-Each trial logs its params, its metrics and its model (artifacts go through the MLflow server to S3) inside
-try/finally, so a failed trial ends its run as FAILED instead of leaving it RUNNING. Runs are children of one
-parent run per search. The best trial is picked on validation log-loss; the test split is only reported.
+Trials (ml_platform.trial) train on the train split, report every round's validation metrics to Tune (ASHA stops
+the trailing ones) and are chosen on validation only; the test split belongs to the gate. Optuna's seeded TPE
+proposes the configurations, `max_concurrent_trials` = the CPUs Ray has. The driver logs each trial as a child
+of one parent run per search (ml_platform.tracking) and keeps a small state file so `--resume` after a kill
+restores the same Tune experiment (`Tuner.restore`: finished trials are not re-run) and reuses the parent run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ml_platform.ray_env  # noqa: F401  (before ray is imported)
@@ -20,26 +24,16 @@ import ml_platform.ray_env  # noqa: F401  (before ray is imported)
 # isort: split
 
 import mlflow
-import numpy as np
 import ray
-import xgboost as xgb
 from ray import tune
-from ray.tune.search import BasicVariantGenerator
 
+from ml_platform import search_config, tracking
 from ml_platform.dataset import Splits, load_splits
+from ml_platform.search_config import SearchConfig
+from ml_platform.trial import FINAL, evaluate, train
 from platform_core import health, runs, settings
-from platform_core.errors import PlatformError, ServiceUnavailable
+from platform_core.errors import ConfigError, PlatformError, ServiceUnavailable
 from platform_core.progress import progress_bar
-
-# Small and cheap on purpose: small tabular data needs shallow trees; the ranges still show real differences.
-SEARCH_SPACE: dict[str, Any] = {
-    "max_depth": tune.randint(1, 6),
-    "eta": tune.loguniform(0.03, 0.5),
-    "subsample": tune.uniform(0.6, 1.0),
-    "colsample_bytree": tune.uniform(0.6, 1.0),
-    "min_child_weight": tune.loguniform(0.5, 5.0),
-    "lambda": tune.loguniform(0.1, 10.0),
-}
 
 
 @dataclass
@@ -49,86 +43,18 @@ class TuneResult:
     best_model_uri: str
     best_params: dict[str, Any]
     best_metrics: dict[str, float]
-    trials: int
+    trials: int  # finished (ran to the end)
+    stopped: int  # stopped early by ASHA
+    failed: int
     seconds: float
-
-
-def booster_params(config: dict[str, Any], num_class: int, seed: int) -> dict[str, Any]:
-    # nthread=1: trials run side by side on 2 cores; more threads per trial only oversubscribe.
-    return {
-        **{k: v for k, v in config.items() if k in SEARCH_SPACE},
-        "objective": "multi:softprob",
-        "num_class": num_class,
-        "eval_metric": "mlogloss",
-        "nthread": 1,
-        "seed": seed,
-    }
+    config_hash: str = ""
+    resumed: bool = False
 
 
 def model_requirements() -> list[str]:
     """The xgboost distribution actually installed (xgboost-cpu here, xgboost elsewhere), pinned."""
     dist = importlib.metadata.packages_distributions().get("xgboost", ["xgboost"])[0]
     return [f"{dist}=={importlib.metadata.version(dist)}"]
-
-
-def evaluate(booster: xgb.Booster, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    proba = booster.predict(xgb.DMatrix(x))
-    eps = 1e-15
-    logloss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0))))
-    return {"accuracy": float(np.mean(proba.argmax(axis=1) == y)), "mlogloss": logloss}
-
-
-def _trial(config: dict[str, Any], splits: Splits, tracking_uri: str, experiment_id: str, parent_run_id: str,
-           max_rounds: int, seed: int) -> None:  # fmt: skip
-    mlflow.set_tracking_uri(tracking_uri)
-    params = booster_params(config, len(splits.classes), seed)
-    run = mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent_run_id, **runs.owner_tags()})
-    status = "FAILED"
-    try:
-        mlflow.log_params({**params, "max_rounds": max_rounds})
-        dtrain = xgb.DMatrix(splits.x_train, label=splits.y_train)
-        dvalid = xgb.DMatrix(splits.x_valid, label=splits.y_valid)
-        booster = xgb.train(
-            params, dtrain, num_boost_round=max_rounds, evals=[(dvalid, "valid")],
-            early_stopping_rounds=10, verbose_eval=False,
-        )  # fmt: skip
-        booster = booster[: booster.best_iteration + 1]  # keep only the rounds that helped
-        valid = evaluate(booster, splits.x_valid, splits.y_valid)
-        test = evaluate(booster, splits.x_test, splits.y_test)
-        metrics = {
-            "rounds": booster.num_boosted_rounds(),
-            **{f"valid_{k}": v for k, v in valid.items()},
-            **{f"test_{k}": v for k, v in test.items()},
-        }
-        mlflow.log_metrics(metrics)
-        # Explicit requirements: MLflow otherwise infers them in a subprocess, ~7 s per trial.
-        info = mlflow.xgboost.log_model(
-            booster, name="model", input_example=splits.x_test[:2], pip_requirements=model_requirements()
-        )
-        status = "FINISHED"
-        tune.report({**metrics, "mlflow_run_id": run.info.run_id, "model_uri": info.model_uri})
-    finally:
-        mlflow.end_run(status=status)
-
-
-class _ProgressCallback(tune.Callback):
-    """Advances the progress bar per finished trial. Tuner pickles its callbacks for resumption; the live
-    display (it holds locks) is not part of that state."""
-
-    def __init__(self, advance):
-        self.advance = advance
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.advance = lambda: None
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.advance()
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.advance()
 
 
 class _BackendWatch(tune.Callback, tune.Stopper):
@@ -138,13 +64,19 @@ class _BackendWatch(tune.Callback, tune.Stopper):
 
     INTERVAL_S = 3.0
 
-    def __init__(self):
+    def __init__(self, key: str = ""):
+        self.key = key
         self.lost: ServiceUnavailable | None = None
         self.failed = 0
         self._last_check = 0.0
 
     def __getstate__(self):  # Tuner pickles its callbacks; the live state stays in the driver
-        return {"lost": None, "failed": 0, "_last_check": 0.0}
+        return {"key": self.key, "lost": None, "failed": 0, "_last_check": 0.0}
+
+    def __setstate__(self, state):
+        # A copy unpickled by Tuner.restore in the process that registered this search shares the live state.
+        live = tracking.LIVE.get(state["key"], {}).get("watch")
+        self.__dict__ = live.__dict__ if live is not None else state
 
     def _check(self) -> None:
         self._last_check = time.monotonic()
@@ -188,7 +120,7 @@ def init_ray() -> None:
     """Local: an in-process Ray runtime; cluster: whatever PLATFORM_RAY_ADDRESS points at (RayJob sets it)."""
     # The legacy reporter honours verbose=0; the new one prints a config box and a results table anyway.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         if ray.is_initialized():
             break
         try:
@@ -200,9 +132,9 @@ def init_ray() -> None:
             )
         except Exception as exc:
             # The raylet gives its metrics agent a hard-coded 15 s to start (ray-project/ray#65983); on a
-            # busy 2-core machine that can run out once. The second start finds the imports warm.
+            # busy 2-core machine that can run out. A new start finds the imports warm.
             ray.shutdown()
-            if attempt == 2 or "timed out during startup" not in str(exc):
+            if attempt == 3 or "timed out during startup" not in str(exc):
                 raise PlatformError(f"the local Ray runtime did not start: {exc}", "retry; see /tmp/ray") from exc
     _log_ray_to_file()
 
@@ -213,70 +145,220 @@ def _end_parent(status: str) -> None:
         mlflow.end_run(status=status)
 
 
-def run_tune(lake: str, num_samples: int, max_rounds: int, seed: int) -> TuneResult:
-    start = time.monotonic()
-    splits = load_splits(lake)
-    tracking_uri = settings.tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.set_experiment(settings.EXPERIMENT.get())
-    runs.close_orphaned_runs()
-    init_ray()
-    parent = mlflow.start_run(
-        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}", tags={"stage": "tune", **runs.owner_tags()}
-    )
-    status = "FAILED"
+def _state_file() -> Path:
+    return settings.state_dir() / "ray_results" / "last-search.json"
+
+
+def _write_state(**state: Any) -> None:
+    path = _state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)
+
+
+def _read_resumable() -> dict:
     try:
-        mlflow.log_params({"num_samples": num_samples, "max_rounds": max_rounds, "seed": seed})
-        mlflow.set_tags({"dataset": splits.dataset, "dataset_version": splits.version,
-                         "dataset_content_hash": splits.content_hash})  # fmt: skip
-        trainable = tune.with_parameters(
-            _trial, splits=splits, tracking_uri=tracking_uri, experiment_id=experiment.experiment_id,
-            parent_run_id=parent.info.run_id, max_rounds=max_rounds, seed=seed,
-        )  # fmt: skip
-        watch = _BackendWatch()
-        with progress_bar(f"Ray Tune: {num_samples} XGBoost trials", total=num_samples) as advance:
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": 1}),
-                param_space=SEARCH_SPACE,
-                tune_config=tune.TuneConfig(
-                    metric="valid_mlogloss", mode="min", num_samples=num_samples,
-                    search_alg=BasicVariantGenerator(random_state=seed),
-                    reuse_actors=True,  # a fresh worker per trial re-imports mlflow + xgboost (~7 s)
-                ),
-                run_config=tune.RunConfig(
-                    name=f"tune-{parent.info.run_id[:8]}",
-                    storage_path=str(settings.state_dir() / "ray_results"),
-                    verbose=0,
-                    callbacks=[_ProgressCallback(advance), watch],
-                    stop=watch,
-                ),
-            )  # fmt: skip
+        state = json.loads(_state_file().read_text())
+    except (FileNotFoundError, ValueError):
+        state = {}
+    if not state or state.get("status") == "finished":
+        raise PlatformError("there is no interrupted search to resume", "run `task tune` to start one")
+    if not tune.Tuner.can_restore(state["experiment_path"]):
+        raise PlatformError(f"the interrupted search's Ray state is gone ({state['experiment_path']})",
+                            "run `task tune` to start a new search")  # fmt: skip
+    return state
+
+
+def _searcher(config: SearchConfig):
+    if config.algorithm == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per study otherwise
+        return OptunaSearch(metric=config.metric, mode=config.mode, seed=config.seed)
+    return tune.search.BasicVariantGenerator(random_state=config.seed)
+
+
+def _scheduler(config: SearchConfig):
+    if config.scheduler == "fifo":
+        return tune.schedulers.FIFOScheduler()
+    # +1: a finished trial's last report (its model) comes one iteration after its last round; ASHA must not
+    # cut a trial at max_t before that report.
+    return tune.schedulers.ASHAScheduler(
+        time_attr="training_iteration", max_t=config.max_rounds + 1,
+        grace_period=config.grace_period, reduction_factor=config.reduction_factor,
+    )  # fmt: skip
+
+
+def _pick_best(results, config: SearchConfig):
+    """Best finished trial on the validation metric; ties are broken by the config itself (trial ids are random,
+    the configs a seeded search proposes are not)."""
+    finished = [r for r in results if not r.error and r.metrics and FINAL in r.metrics]
+    if not finished:
+        return None, finished
+    sign = 1 if config.mode == "min" else -1
+    return min(
+        finished, key=lambda r: (sign * r.metrics[config.metric], json.dumps(r.config, sort_keys=True))
+    ), finished
+
+
+def _rounds_of(result) -> list[dict[str, float]]:
+    frame = result.metrics_dataframe
+    if frame is None or frame.empty:
+        return []
+    if FINAL in frame:
+        frame = frame[frame[FINAL].isna()]
+    cols = [c for c in ("valid_mlogloss", "valid_accuracy", "timestamp") if c in frame]
+    return frame[cols].to_dict("records")
+
+
+def run_tune(
+    lake: str | None = None,
+    config: SearchConfig | str | Path | None = None,
+    samples: int | None = None,
+    max_rounds: int | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    log_to_mlflow: bool = True,
+) -> TuneResult:
+    """The search. `config`: a SearchConfig or a YAML path (default ml_platform/search.yaml); flags override it."""
+    start = time.monotonic()
+    state = _read_resumable() if resume else None
+    if state:
+        config = SearchConfig(**state["config"], source="resumed search")
+    elif not isinstance(config, SearchConfig):
+        config = search_config.load(config)
+    config = config if state else config.with_overrides(samples, max_rounds, seed)
+    splits = load_splits(lake, version=state["dataset_version"] if state else None)
+    if state and splits.content_hash != state["dataset_hash"]:
+        raise ConfigError("the dataset version the search started on has changed", "run `task tune` to start anew")
+    experiment_id = parent_run_id = ""
+    if log_to_mlflow:
+        mlflow.set_tracking_uri(settings.tracking_uri())
+        experiment_id = mlflow.set_experiment(settings.EXPERIMENT.get()).experiment_id
+        runs.close_orphaned_runs()
+    init_ray()
+    status, parent = "FAILED", None
+    try:
+        if log_to_mlflow:
+            if state:  # the same parent run: start_run sets it RUNNING again, owned by this process now
+                parent = mlflow.start_run(run_id=state["parent_run_id"])
+                mlflow.set_tags(runs.owner_tags())
+            else:
+                parent = mlflow.start_run(run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+                                          tags={"stage": "tune", **runs.owner_tags()})  # fmt: skip
+            parent_run_id = parent.info.run_id
+        key = parent_run_id or f"nolog-{os.getpid()}-{time.monotonic_ns()}"
+        lineage = tracking.lineage_tags(splits.dataset, splits.version, splits.content_hash, config.hash,
+                                        config.seed, parent_run_id)  # fmt: skip
+        if parent and not state:
+            mlflow.log_params({"num_samples": config.samples, "max_rounds": config.max_rounds, "seed": config.seed,
+                               "algorithm": config.algorithm, "scheduler": config.scheduler})  # fmt: skip
+            mlflow.set_tags(lineage)
+            mlflow.log_dict(config.as_dict(), "search_config.json")
+        result = _search(config, splits, key, lineage, experiment_id, parent_run_id, state, log_to_mlflow)
+        result.seconds = round(time.monotonic() - start, 1)
+        status = "FINISHED"
+        return result
+    finally:
+        tracking.LIVE.pop(locals().get("key", ""), None)
+        if parent is not None:
+            _end_parent(status)
+
+
+def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, experiment_id: str, parent_run_id: str,
+            state: dict | None, log_to_mlflow: bool) -> TuneResult:  # fmt: skip
+    from ml_platform.trial import booster_params
+
+    data = {k: getattr(splits, k) for k in ("x_train", "y_train", "x_valid", "y_valid")}
+    trainable = tune.with_resources(tune.with_parameters(
+        train, data=data, num_class=len(splits.classes), max_rounds=config.max_rounds, seed=config.seed,
+        early_stopping_rounds=config.early_stopping_rounds,
+    ), {"cpu": 1})  # fmt: skip
+    fixed = {k: v for k, v in booster_params({}, len(splits.classes), config.seed).items()}
+    fixed |= {"max_rounds": config.max_rounds, "early_stopping_rounds": config.early_stopping_rounds}
+    logger = (tracking.TrialLogger(experiment_id, parent_run_id, {k: v for k, v in lineage.items()},
+                                   fixed, model_requirements()) if log_to_mlflow else None)  # fmt: skip
+    watch = _BackendWatch(key)
+    live = tracking.LIVE.setdefault(key, {})
+    live.update(logger=logger, watch=watch)
+    name = state["experiment_name"] if state else f"tune-{key[:8]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = settings.state_dir() / "ray_results"
+    if log_to_mlflow:
+        _write_state(status="running", experiment_path=str(storage / name), experiment_name=name,
+                     parent_run_id=parent_run_id, config=config.as_dict(), dataset_version=splits.version,
+                     dataset_hash=splits.content_hash)  # fmt: skip
+    try:
+        with progress_bar(f"Ray Tune: {config.samples} XGBoost trials ({config.algorithm}, {config.scheduler})",
+                          total=config.samples) as advance:  # fmt: skip
+            live["advance"] = advance
+            if state:
+                tuner = tune.Tuner.restore(state["experiment_path"], trainable, resume_unfinished=True,
+                                           param_space=config.tune_space())  # fmt: skip
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=config.tune_space(),
+                    tune_config=tune.TuneConfig(
+                        metric=config.metric, mode=config.mode, num_samples=config.samples,
+                        search_alg=_searcher(config), scheduler=_scheduler(config),
+                        max_concurrent_trials=max(1, int(ray.cluster_resources().get("CPU", 1))),
+                        reuse_actors=True,  # a fresh worker per trial re-imports xgboost + ray (seconds)
+                    ),
+                    run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
+                                              callbacks=[tracking.LiveCallback(key), watch], stop=watch),
+                )  # fmt: skip
             results = tuner.fit()
         if watch.lost is not None:
+            if logger:
+                logger.abandon()
             raise ServiceUnavailable(
                 f"{watch.lost.message}: the search was stopped ({watch.failed} trial(s) failed)",
-                f"{watch.lost.hint}, then run `task tune` again (details: {settings.state_dir() / 'logs' / 'ray.log'})",
+                f"{watch.lost.hint}, then run `task tune -- --resume` "
+                f"(details: {settings.state_dir() / 'logs' / 'ray.log'})",
             )
+        best, finished = _pick_best(results, config)
         errors = [r for r in results if r.error]
-        ok = [r for r in results if not r.error]
-        if not ok:
-            raise PlatformError(
-                f"all {len(errors)} trials failed; first error: {errors[0].error}",
-                f"see the trial logs under {results.experiment_path}",
-            )
-        best = results.get_best_result()
-        best_metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith(("valid_", "test_", "rounds"))}
-        mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
-        mlflow.set_tags({"best_run_id": best.metrics["mlflow_run_id"], "failed_trials": len(errors)})
-        status = "FINISHED"
+        if logger:
+            # Trials Tune finished before a kill (on --resume) or whose callbacks this process never saw.
+            for r in results:
+                if r.metrics and "trial_id" in r.metrics:
+                    trial_id = r.metrics["trial_id"]
+                    logger.on_end(trial_id, r.config, r.metrics, r.checkpoint, bool(r.error), _rounds_of(r))
+            logger.close()
+        if best is None:
+            first = errors[0].error if errors else "no trial ran to its end"
+            raise PlatformError(f"no trial finished ({len(errors)} failed); first error: {first}",
+                                f"see the trial logs under {results.experiment_path}")  # fmt: skip
+        trial_id = best.metrics["trial_id"]
+        if logger and trial_id not in logger.logged:
+            raise ServiceUnavailable(f"the best trial's run could not be logged: {'; '.join(logger.failures[:1])}",
+                                     "check MLflow/S3 (`task status`), then `task tune -- --resume`")  # fmt: skip
+        best_metrics = {k: float(best.metrics[k]) for k in ("valid_mlogloss", "valid_accuracy", "rounds")}
+        # Reported only (never used to choose): how the chosen model does on the held-out test split.
+        import xgboost as xgb
+
+        with best.checkpoint.as_directory() as local:
+            booster = xgb.Booster(model_file=str(Path(local) / "model.ubj"))
+        best_metrics |= {f"test_{k}": v for k, v in evaluate(booster, splits.x_test, splits.y_test).items()}
+        best_run_id = logger.logged[trial_id] if logger else ""
+        if logger:
+            mlflow.log_metrics({f"best_{k}": v for k, v in best_metrics.items()})
+            mlflow.set_tags({"best_run_id": best_run_id, "best_trial_id": trial_id, "failed_trials": len(errors),
+                             "stopped_trials": len(results) - len(finished) - len(errors)})  # fmt: skip
+            _write_state(**{**json.loads(_state_file().read_text()), "status": "finished"})
+        model_uri = ""
+        if best_run_id:
+            from ml_platform.registry import model_uri_of_run
+
+            model_uri = model_uri_of_run(best_run_id)
+        return TuneResult(
+            parent_run_id=parent_run_id, best_run_id=best_run_id, best_model_uri=model_uri,
+            best_params={k: best.config[k] for k in config.space}, best_metrics=best_metrics,
+            trials=len(finished), stopped=len(results) - len(finished) - len(errors), failed=len(errors),
+            seconds=0.0, config_hash=config.hash, resumed=state is not None,
+        )  # fmt: skip
     finally:
-        _end_parent(status)
-    return TuneResult(
-        parent_run_id=parent.info.run_id,
-        best_run_id=best.metrics["mlflow_run_id"],
-        best_model_uri=best.metrics["model_uri"],
-        best_params={k: best.config[k] for k in SEARCH_SPACE},
-        best_metrics=best_metrics,
-        trials=len(ok),
-        seconds=round(time.monotonic() - start, 1),
-    )
+        if logger:
+            logger.abandon()

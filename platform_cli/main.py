@@ -35,15 +35,17 @@ for sub_app in (stack_cli.app, data_cli.app, ml_cli.app, serving_cli.app):
 
 @app.command()
 def demo() -> None:
-    """Everything, end to end: up, ETL, tune, register, export, serve, predict. Leaves the stack running."""
-    stages = (stack_cli.up, data_cli.etl, ml_cli.tune, ml_cli.register, ml_cli.export, serving_cli.serve,
-              serving_cli.predict)  # fmt: skip
+    """End to end: up, ETL, tune, gate (promotes on pass), export, serve, predict. Leaves the stack running."""
+    # No canary locally: a challenger that passes the gate is promoted to champion right away.
+    stages = (("up", stack_cli.up), ("etl", data_cli.etl), ("tune", ml_cli.tune),
+              ("gate", lambda: ml_cli.gate(promote=True)), ("export", ml_cli.export), ("serve", serving_cli.serve),
+              ("predict", serving_cli.predict))  # fmt: skip
     timings: dict[str, float] = {}
-    for command in stages:
-        console.rule(f"[bold]{command.__name__}")
+    for name, command in stages:
+        console.rule(f"[bold]{name}")
         start = time.monotonic()
         response = command()
-        timings[command.__name__] = round(time.monotonic() - start, 1)
+        timings[name] = round(time.monotonic() - start, 1)
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))
     console.rule("[bold green]demo finished")
     table = Table("stage", "seconds")

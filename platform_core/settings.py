@@ -104,10 +104,19 @@ LOG_BACKUPS = _Setting("PLATFORM_LOG_BACKUPS", int, 3, "Rotated files kept per s
 
 # --- model ----------------------------------------------------------------------------------------
 MODEL_NAME = _Setting("PLATFORM_MODEL_NAME", str, "iris-xgboost", "Registered model name = served model name")
-TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, 8, "Ray Tune trials per search")
-TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, 50, "Upper bound of boosting rounds per trial")
 RAY_ADDRESS = _Setting("PLATFORM_RAY_ADDRESS", str, "local", "Ray cluster address; `local` starts Ray in-process")
-SEED = _Setting("PLATFORM_SEED", int, 42, "Seed of the search")
+
+# --- search, gate, notebook (ml_platform) ---------------------------------------------------------
+SEARCH_CONFIG = _Setting(
+    "PLATFORM_SEARCH_CONFIG", Path, REPO_ROOT / "ml_platform" / "search.yaml", "Search space, metric, budget (YAML)"
+)
+TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, None, "Trials per search (overrides budget.samples)")
+TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, None, "Max boosting rounds (overrides budget.max_rounds)")
+SEED = _Setting("PLATFORM_SEED", int, None, "Seed of the search (overrides the search config's seed)")
+GATE_CONFIG = _Setting(
+    "PLATFORM_GATE_CONFIG", Path, REPO_ROOT / "ml_platform" / "gate.yaml", "Champion/challenger rules (YAML)"
+)
+NOTEBOOK_PORT = _Setting("PLATFORM_NOTEBOOK_PORT", int, None, "JupyterLab port of `task notebook` (default: a free one)")
 
 # --- datasets (contracts, ETL, splits, lake versions) ---------------------------------------------
 DATASET = _Setting("PLATFORM_DATASET", str, "iris", "Dataset name = contract <contracts dir>/<name>.yaml")
@@ -115,6 +124,7 @@ CONTRACTS_DIR = _Setting("PLATFORM_CONTRACTS_DIR", Path, REPO_ROOT / "contracts"
 SPLIT_VALID = _Setting("PLATFORM_SPLIT_VALID", float, 0.15, "Share of rows in the validation split (row-key hash)")
 SPLIT_TEST = _Setting("PLATFORM_SPLIT_TEST", float, 0.15, "Share of rows in the test split (row-key hash)")
 SPARK_MASTER = _Setting("PLATFORM_SPARK_MASTER", str, "local[*]", "Spark master of a local ETL run")
+SPARK_DRIVER_MEMORY = _Setting("PLATFORM_SPARK_DRIVER_MEMORY", str, "2g", "Heap of a local ETL run (driver = executor)")
 SPARK_IMAGE = _Setting(
     "PLATFORM_SPARK_IMAGE", str, "ghcr.io/kfserve-bundle/platform-spark:0.1.0", "ETL image on the cluster (pinned tag)"
 )
