@@ -112,8 +112,9 @@ def _measure(engine: str, raw: str, contracts: str) -> dict:
     """One fresh process: its timing (from the child) and the peak RSS of its whole process tree (polled)."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as out:
         env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+        log = open(f"{out}/stderr.log", "w")  # noqa: SIM115 - closed below, after the child exits
         proc = subprocess.Popen([sys.executable, __file__, "--child", engine, raw, out, contracts], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                                stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
         peak = 0
         done = threading.Event()
 
@@ -133,8 +134,10 @@ def _measure(engine: str, raw: str, contracts: str) -> dict:
         stdout, _ = proc.communicate()
         done.set()
         watcher.join()
+        log.close()
         if proc.returncode != 0:
-            raise SystemExit(f"{engine} run failed (exit {proc.returncode})")
+            tail = Path(f"{out}/stderr.log").read_text().strip().splitlines()[-5:]
+            raise SystemExit(f"{engine} run failed (exit {proc.returncode}):\n" + "\n".join(tail))
         return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mb": peak / 2**20}
 
 

@@ -124,8 +124,8 @@ def validate(records: DataFrame, contract: Contract, valid: float, test: float) 
     # Duplicates are judged among valid records only. Exact copies (same tokens): keep one. Records that share a
     # key but differ: there is no way to tell which is right, so all of them go to quarantine. Neither rule
     # depends on which copy Spark sees first.
-    by_key = Window.partitionBy("key").orderBy(F.col("row_reason").isNotNull(), "record", "raw_line", "source")
-    valid_record = F.when(F.col("row_reason").isNull(), F.col("record"))
+    by_key = Window.partitionBy("key").orderBy(F.col("row_reason").isNotNull(), "raw_line", "source")
+    valid_record = F.when(F.col("row_reason").isNull(), F.xxhash64("record"))
     by_key_all = Window.partitionBy("key")
     conflict = F.min(valid_record).over(by_key_all) != F.max(valid_record).over(by_key_all)
     duplicate = F.when(F.col("row_reason").isNull() & ((F.row_number().over(by_key) > 1) | conflict),
@@ -133,8 +133,14 @@ def validate(records: DataFrame, contract: Contract, valid: float, test: float) 
     row_hash = F.conv(F.substring(F.sha2("key", 256), 1, 15), 16, 10).cast("bigint")
     bucket = F.pmod(row_hash, F.lit(SPLIT_BUCKETS))
     split = F.when(bucket < cut_train, "train").when(bucket < cut_valid, "valid").otherwise("test")
+    index = F.array_position(F.array(*[F.lit(c) for c in contract.classes]), F.col(f"{contract.label}__tok")) - 1
+    # Only what the tallies and the two writes need: this is what gets cached.
     return checked.select(
-        "*",
+        "source",
+        "raw_line",
+        *[f"{c.name}__v" for c in contract.columns],
+        index.cast("int").alias("class_index"),
+        "column",
         F.coalesce("row_reason", duplicate).alias("reason"),
         row_hash.alias("row_hash"),
         split.alias("split"),
@@ -147,10 +153,9 @@ def validate(records: DataFrame, contract: Contract, valid: float, test: float) 
 
 def curated_columns(contract: Contract) -> list[SparkColumn]:
     """The curated table: every contract column typed, the class index, the row hash and the split."""
-    index = F.array_position(F.array(*[F.lit(c) for c in contract.classes]), F.col(f"{contract.label}__tok")) - 1
     return [
         *[F.col(f"{c.name}__v").alias(c.name) for c in contract.columns],
-        index.cast("int").alias("class_index"),
+        "class_index",
         "row_hash",
         "split",
     ]

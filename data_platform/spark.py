@@ -22,6 +22,7 @@ def get_session(app_name: str = "platform-etl") -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")  # the CLI shows its own progress
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", settings.SPARK_DRIVER_MEMORY.get())  # local mode: driver = executor
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
     )
