@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from platform_core import health, settings
-from platform_core.progress import console, done, new_app
+from platform_core.progress import console, done, new_app, step
 
 app = new_app(__doc__)
 
@@ -103,3 +103,16 @@ def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] 
     result = export_model(settings.MODEL_NAME.get(), alias)
     done(f"exported {result.model_name} v{result.version} -> {result.storage_uri} (model.ubj + metadata/bundle.json)")
     return result
+
+
+@app.command()
+def notebook():
+    """JupyterLab on 127.0.0.1 (token auth) on ml_platform/notebooks/, kernels with the stack's env; `down` stops it."""
+    from ml_platform.notebook_server import start_notebook
+
+    health.connect()
+    with step("Starting JupyterLab"):
+        server = start_notebook()
+    state = "already running" if server.already_running else f"pid {server.pid}"
+    done(f"JupyterLab ({state}): {server.url}  — stop with `task down`")
+    return server

@@ -208,6 +208,24 @@ def promote(model_name: str | None = None) -> tuple[str, str | None]:
     return str(challenger.version), str(champion.version) if champion is not None else None
 
 
+def preview(run_id: str, model_name: str | None = None, rules: Rules | str | Path | None = None) -> dict[str, Any]:
+    """What the gate would decide for `run_id`, with no side effects (no registration, tags, aliases or report):
+    the notebook's comparison with the champion."""
+    model_name = model_name or settings.MODEL_NAME.get()
+    rules = rules if isinstance(rules, Rules) else load_rules(rules)
+    run = registry.client().get_run(run_id)
+    tags = run.data.tags
+    splits = load_splits(dataset=tags[tracking.DATASET], version=int(tags[tracking.DATASET_VERSION]))
+    scores = {"challenger": evaluate(_booster(registry.model_uri_of_run(run_id)), splits.x_test, splits.y_test)}
+    champion = registry.version_by_alias(model_name, CHAMPION)
+    if champion is not None:
+        model = _booster(f"models:/{model_name}/{champion.version}")
+        scores["champion"] = evaluate(model, splits.x_test, splits.y_test)
+    decision = decide(rules, scores["challenger"], scores.get("champion"))
+    return {"scores": scores, "outcome": decision.outcome, "rules": [asdict(r) for r in decision.results],
+            "champion_version": str(champion.version) if champion is not None else None}  # fmt: skip
+
+
 def run_gate(model_name: str | None = None, run_id: str | None = None, rules: Rules | str | Path | None = None,
              promote_on_pass: bool = False) -> GateReport:  # fmt: skip
     """Challenger (`run_id`, default: the newest search's best trial) vs @champion. Returns the recorded report;

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ml_platform.ray_env  # noqa: F401  (before ray is imported)
+
+# isort: split
+
 from ray import tune
 
 from ml_platform.trial import FINAL, MODEL_FILE

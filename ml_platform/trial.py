@@ -12,6 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ml_platform.ray_env  # noqa: F401  (before ray is imported: whichever ML module loads first sets Ray's env)
+
+# isort: split
+
 import numpy as np
 import xgboost as xgb
 from ray import tune

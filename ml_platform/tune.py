@@ -280,6 +280,12 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
     fixed |= {"max_rounds": config.max_rounds, "early_stopping_rounds": config.early_stopping_rounds}
     logger = (tracking.TrialLogger(experiment_id, parent_run_id, {k: v for k, v in lineage.items()},
                                    fixed, model_requirements()) if log_to_mlflow else None)  # fmt: skip
+    if state and logger:  # trials logged before the interruption keep their runs (FAILED ones are re-logged)
+        client = mlflow.MlflowClient()
+        ended = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status IN ('FINISHED', 'KILLED')"
+        done_runs = client.search_runs([experiment_id], max_results=1000, filter_string=ended)
+        logger.logged.update({r.data.tags[tracking.TRIAL_ID]: r.info.run_id for r in done_runs
+                              if tracking.TRIAL_ID in r.data.tags})  # fmt: skip
     watch = _BackendWatch(key)
     live = tracking.LIVE.setdefault(key, {})
     live.update(logger=logger, watch=watch)

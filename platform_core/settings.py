@@ -116,7 +116,7 @@ SEED = _Setting("PLATFORM_SEED", int, None, "Seed of the search (overrides the s
 GATE_CONFIG = _Setting(
     "PLATFORM_GATE_CONFIG", Path, REPO_ROOT / "ml_platform" / "gate.yaml", "Champion/challenger rules (YAML)"
 )
-NOTEBOOK_PORT = _Setting("PLATFORM_NOTEBOOK_PORT", int, None, "JupyterLab port of `task notebook` (default: a free one)")
+NOTEBOOK_PORT = _Setting("PLATFORM_NOTEBOOK_PORT", int, None, "JupyterLab port of `task notebook` (default: free)")
 
 # --- datasets (contracts, ETL, splits, lake versions) ---------------------------------------------
 DATASET = _Setting("PLATFORM_DATASET", str, "iris", "Dataset name = contract <contracts dir>/<name>.yaml")
@@ -206,6 +206,11 @@ def mlflow_credentials() -> tuple[str, str]:
     raise ConfigError(
         "no MLflow credentials", "run `task up` (local) or set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
     )
+
+
+def notebook_file() -> Path:
+    """Port, token and URL of the local JupyterLab (`task notebook`); lives in the ignored state dir."""
+    return state_dir() / "secrets" / "notebook.json"
 
 
 def retry_env() -> dict[str, str]:

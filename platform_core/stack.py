@@ -6,6 +6,7 @@ platform started (by PID file and by the ports it owns); `status` says what runs
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,6 +21,19 @@ SEAWEED = Daemon("seaweedfs", ports=seaweed.all_ports)
 MLFLOW = Daemon("mlflow", ports=lambda: (settings.MLFLOW_PORT.get(),))
 # Started by inference_service.server, stopped with the stack.
 MODEL_SERVER = Daemon("model-server", ports=lambda: (settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()))
+
+
+def notebook_info() -> dict:
+    """Port, token and URL of the running JupyterLab (written by ml_platform.notebook_server; 0600)."""
+    try:
+        return json.loads(settings.notebook_file().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+# Started by ml_platform.notebook_server (`task notebook`), stopped with the stack. Its port may be a free one
+# chosen at start, so it is read from the file the start wrote.
+NOTEBOOK = Daemon("notebook", ports=lambda: tuple(p for p in (notebook_info().get("port"),) if p))
 
 
 @dataclass
@@ -82,8 +96,8 @@ def up() -> list[ServiceStatus]:
 
 
 def down() -> list[str]:
-    """Stop what `up` and `serve` started, newest first. Returns the names of services that were running."""
-    return [d.name for d in (MODEL_SERVER, MLFLOW, SEAWEED) if d.stop()]
+    """Stop what `up`, `serve` and `notebook` started, newest first. Returns the names of those that were running."""
+    return [d.name for d in (NOTEBOOK, MODEL_SERVER, MLFLOW, SEAWEED) if d.stop()]
 
 
 def status() -> list[ServiceStatus]:
@@ -92,6 +106,7 @@ def status() -> list[ServiceStatus]:
         ("seaweedfs (S3)", SEAWEED, settings.s3_endpoint()),
         ("mlflow", MLFLOW, settings.tracking_uri()),
         ("model server (v2)", MODEL_SERVER, settings.serve_url()),
+        ("notebook (JupyterLab)", NOTEBOOK, notebook_info().get("url", "-")),
     ):
         state = daemon.state()
         pid = daemon.pid() if state == "running" else min(daemon.orphans(), default=None)
