@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from platform_core import settings
@@ -28,6 +31,25 @@ def get_session(app_name: str = "platform-etl") -> SparkSession:
     )
     if not os.environ.get("SPARK_MASTER_URL"):  # on a cluster the SparkApplication operator sets the master
         builder = builder.master(settings.SPARK_MASTER.get())
-    spark = builder.getOrCreate()
+    if SparkContext._active_spark_context is None:
+        with _stderr_to(settings.state_dir() / "logs" / "spark.log"):
+            spark = builder.getOrCreate()
+    else:
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """The JVM inherits this process's stderr when it starts: pointed at a log file for that moment, its
+    banners ("Using incubator modules", "Setting default log level") and later chatter stay out of the CLI."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
