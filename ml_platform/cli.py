@@ -28,8 +28,8 @@ def tune(
     health.connect()
     result = run_tune(settings.lake_dir(), loaded, samples=samples, max_rounds=max_rounds, resume=resume)
     done(
-        f"tune{' (resumed)' if result.resumed else ''}: {result.trials} trials finished, {result.stopped} stopped "
-        f"early, {result.failed} failed; best run {result.best_run_id} (valid logloss "
+        f"tune{' (resumed)' if result.resumed else ''}: {result.trials} trials ({result.finished} finished, "
+        f"{result.stopped} stopped early, {result.failed} failed); best run {result.best_run_id} (valid logloss "
         f"{result.best_metrics['valid_mlogloss']:.4f}, valid accuracy {result.best_metrics['valid_accuracy']:.3f}) "
         f"({result.seconds}s)"
     )

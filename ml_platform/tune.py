@@ -43,7 +43,8 @@ class TuneResult:
     best_model_uri: str
     best_params: dict[str, Any]
     best_metrics: dict[str, float]
-    trials: int  # finished (ran to the end)
+    trials: int  # every trial of the search
+    finished: int  # ran to its end (has a model)
     stopped: int  # stopped early by ASHA
     failed: int
     seconds: float
@@ -362,7 +363,8 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
         return TuneResult(
             parent_run_id=parent_run_id, best_run_id=best_run_id, best_model_uri=model_uri,
             best_params={k: best.config[k] for k in config.space}, best_metrics=best_metrics,
-            trials=len(finished), stopped=len(results) - len(finished) - len(errors), failed=len(errors),
+            trials=len(results), finished=len(finished), failed=len(errors),
+            stopped=len(results) - len(finished) - len(errors),
             seconds=0.0, config_hash=config.hash, resumed=state is not None,
         )  # fmt: skip
     finally:

@@ -35,3 +35,31 @@ def test_notebook_executes_against_the_stack(local_stack, spark, tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs), "the trial metrics plot"
     text = "".join(o.get("text", "") for o in outputs)
     assert "best run" in text and "gate would say:" in text
+
+
+def test_notebook_server_is_a_token_protected_loopback_daemon_with_the_stack_env(local_stack):
+    import httpx
+    import psutil
+
+    from ml_platform.notebook_server import start_notebook
+    from platform_core import stack
+
+    server = start_notebook()
+    try:
+        base = server.url.split("/lab?")[0]
+        token = server.url.split("token=")[1]
+        assert base.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{base}/api/status", timeout=10).status_code == 403
+        assert httpx.get(f"{base}/api/status", params={"token": token}, timeout=10).status_code == 200
+        specs = httpx.get(f"{base}/api/kernelspecs", params={"token": token}, timeout=10).json()
+        assert specs["default"] == "python3"
+        row = next(s for s in stack.status() if s.name.startswith("notebook"))
+        assert row.state == "running" and row.pid == server.pid
+        jupyter = psutil.Process(server.pid).children()[0]  # the supervisor's child: the server (kernels inherit)
+        env = jupyter.environ()
+        assert env["MLFLOW_TRACKING_URI"] == settings.tracking_uri() and env["MLFLOW_TRACKING_PASSWORD"]
+        assert env["AWS_ENDPOINT_URL"] == settings.s3_endpoint() and env["PLATFORM_STATE_DIR"]
+        assert start_notebook().already_running
+    finally:
+        assert stack.NOTEBOOK.stop()  # what `task down` does for it (down() lists NOTEBOOK first)
+    assert stack.NOTEBOOK.state() == "stopped"

@@ -39,7 +39,8 @@ def small(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_searches(names, small):
-    return run_tune(config=small), run_tune(config=small)
+    # Explicit budget: conftest's PLATFORM_TUNE_SAMPLES / _MAX_ROUNDS (for the demo) would override the file's.
+    return run_tune(config=small, samples=3, max_rounds=12), run_tune(config=small, samples=3, max_rounds=12)
 
 
 def _children(client, parent_run_id):
@@ -60,7 +61,7 @@ def test_no_trial_run_stays_running_and_only_finished_trials_log_a_model(two_sea
     trials = _children(client, result.parent_run_id)
     statuses = sorted(r.info.status for r in trials)
     assert len(trials) == 3 and "RUNNING" not in statuses
-    assert statuses.count("FINISHED") == result.trials and statuses.count("KILLED") == result.stopped
+    assert statuses.count("FINISHED") == result.finished and statuses.count("KILLED") == result.stopped
     assert client.get_run(result.parent_run_id).info.status == "FINISHED"
     experiment = client.get_experiment_by_name(settings.EXPERIMENT.get())
     for run in trials:
@@ -99,7 +100,8 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
     })  # fmt: skip
     client = MlflowClient()
     experiment_name = settings.EXPERIMENT.get()
-    proc = subprocess.Popen([sys.executable, "-m", "platform_cli", "tune", "--config", config],
+    proc = subprocess.Popen([sys.executable, "-m", "platform_cli", "tune", "--config", config, "--samples", "4",
+                             "--max-rounds", "300"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     before, deadline = [], time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and not before:
