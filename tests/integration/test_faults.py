@@ -51,9 +51,11 @@ def search_then_kill(daemon, wait_for_trials: bool) -> tuple[subprocess.Complete
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240
+    results = settings.state_dir() / "ray_results"
     while time.monotonic() < deadline and proc.poll() is None:
-        started = [r for r in running_runs() if "mlflow.parentRunId" in r.data.tags]
-        if started or not wait_for_trials:
+        # Trials have started once the search run is open and Tune has written a trial's params.
+        searching = any(r.data.tags.get("stage") == "tune" for r in running_runs())
+        if (searching and any(results.glob("*/*/params.json"))) or not wait_for_trials:
             break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0]
