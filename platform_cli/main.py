@@ -56,7 +56,8 @@ def demo() -> None:
     console.print(
         f"Model [bold]{response['model_name']}[/] version [bold]{response['model_version']}[/] is serving v2 at "
         f"{settings.serve_url()}/v2/models/{response['model_name']}/infer\n"
-        f"MLflow UI: {settings.tracking_uri()}   state dir: {settings.state_dir()}\n"
+        f"MLflow UI: {settings.tracking_uri()} (log in with `task mlflow:credentials`)   "
+        f"state dir: {settings.state_dir()}\n"
         "Try `task predict`, `task status`; stop everything with `task down`."
     )
 
