@@ -82,11 +82,13 @@ def register_champion(model_name: str, run_id: str | None = None) -> Registered:
     mlflow.set_tracking_uri(settings.tracking_uri())
     run_id = run_id or latest_best_run_id(settings.EXPERIMENT.get())
     model_uri = model_uri_of_run(run_id)
-    version = mlflow.register_model(model_uri, model_name, tags={"source_run_id": run_id})
     client = MlflowClient()
+    run = client.get_run(run_id)
+    lineage = {k: v for k, v in run.data.tags.items() if k.startswith("lineage.")}
+    version = find_or_register(model_name, run_id, lineage)
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
-    accuracy = client.get_run(run_id).data.metrics.get("test_accuracy")
-    return Registered(model_name, str(version.version), CHAMPION, run_id, model_uri, accuracy)
+    client.set_model_version_tag(model_name, version.version, "gate", "bypassed (platform register)")
+    return Registered(model_name, str(version.version), CHAMPION, run_id, model_uri, None)
 
 
 def resolve_alias(model_name: str, alias: str) -> str:

@@ -22,8 +22,15 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
 
 
-def test_notebook_executes_against_the_stack(local_stack, spark, tmp_path):
+def test_notebook_executes_against_the_stack(local_stack, spark, tmp_path, monkeypatch):
+    from ml_platform.tune import init_ray
+
     publish_dataset()
+    # The kernel joins the session's Ray runtime (one per session; a second start costs 10-60 s on 2 cores).
+    init_ray()
+    import ray
+
+    monkeypatch.setenv("PLATFORM_RAY_ADDRESS", ray.get_runtime_context().gcs_address)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel inherits this process's environment: endpoints + login (local_stack applied client_env()),
     # the session's state dir and ports, small budget (conftest), and names of its own.

@@ -92,7 +92,8 @@ def test_every_trial_run_carries_lineage(two_searches):
         assert tags[tracking.GIT_COMMIT] == "unknown" or len(tags[tracking.GIT_COMMIT].split("+")[0]) == 40
 
 
-def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp_path):
+def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_EXPERIMENT", "resume-tests")  # only this search's runs (the CLI inherits it)
     # Slow trials (many rounds, no early stopping, FIFO) so the kill lands mid-search.
     config = write_config(tmp_path / "slow.yaml", **{
         "budget.samples": 4, "budget.max_rounds": 300, "budget.early_stopping_rounds": 300,
@@ -100,6 +101,7 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
     })  # fmt: skip
     client = MlflowClient()
     experiment_name = settings.EXPERIMENT.get()
+    started = int(time.time() * 1000)
     proc = subprocess.Popen([sys.executable, "-m", "platform_cli", "tune", "--config", config, "--samples", "4",
                              "--max-rounds", "300"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -107,6 +109,7 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
     while time.monotonic() < deadline and proc.poll() is None and not before:
         experiment = client.get_experiment_by_name(experiment_name)
         runs = client.search_runs([experiment.experiment_id], "tags.stage = 'tune'") if experiment else []
+        runs = [r for r in runs if r.info.start_time >= started]
         parent = max(runs, key=lambda r: r.info.start_time) if runs else None
         before = [r for r in _children(client, parent.info.run_id) if r.info.status == "FINISHED"] if parent else []
         time.sleep(0.3)
