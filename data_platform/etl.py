@@ -119,13 +119,13 @@ def run_etl(raw: str, lake: str, dataset: str | None = None, valid: float | None
             "rows": sorted((t["split"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"] is None),
         })  # fmt: skip
         quarantine_hash = _hash(sorted((t["reason"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"]))
-        existing = lake_store.find_version(lake, contract.dataset, content_hash, quarantine_hash)
+        existing = lake_store.find_version(lake, contract.dataset, content_hash, quarantine_hash, spark)
         if existing:
             if not existing["latest"]:
                 lake_store.commit(lake, contract.dataset, existing, spark)
             version, reused = existing["version"], True
         else:
-            version, reused = lake_store.next_version(lake, contract.dataset), False
+            version, reused = lake_store.next_version(lake, contract.dataset, spark), False
             vdir = lake_store.version_dir(lake, contract.dataset, version)
             curated.write.partitionBy("split").parquet(vdir)
             checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.parquet(

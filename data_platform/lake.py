@@ -45,9 +45,8 @@ def write_text_atomic(uri: str, text: str, spark=None) -> None:
     if is_remote(uri):
         # Through Spark's own Hadoop filesystem (same credentials as the job). S3A uploads on close():
         # a single PUT, which S3 makes visible atomically.
-        jvm = spark._jvm
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        stream = path.getFileSystem(spark._jsc.hadoopConfiguration()).create(path, True)
+        fs, path = _hadoop(uri, spark)
+        stream = fs.create(path, True)
         try:
             stream.write(bytearray(text.encode()))
         finally:
@@ -67,21 +66,63 @@ def write_text_atomic(uri: str, text: str, spark=None) -> None:
         raise
 
 
-def _versions_on_disk(lake: str, dataset: str) -> list[int]:
-    root = _local(dataset_root(lake, dataset))
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name[2:]) for p in root.glob("v=*") if p.name[2:].isdigit())
+def _hadoop(uri: str, spark):
+    """Spark's own filesystem for `uri` (S3A on a cluster): same endpoint and credentials as the job's writes."""
+    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark._jsc.hadoopConfiguration()), path
 
 
-def next_version(lake: str, dataset: str) -> int:
+def _hadoop_read(uri: str, spark) -> str | None:
+    fs, path = _hadoop(uri, spark)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def _hadoop_subdirs(uri: str, spark) -> list[str]:
+    fs, path = _hadoop(uri, spark)
+    return [st.getPath().getName() for st in fs.listStatus(path) if st.isDirectory()] if fs.exists(path) else []
+
+
+def _read(uri: str, spark=None) -> str | None:
+    if is_remote(uri):
+        return _hadoop_read(uri, spark)
+    path = _local(uri)
+    return path.read_text() if path.is_file() else None
+
+
+def _subdirs(uri: str, spark=None) -> list[str]:
+    if is_remote(uri):
+        return _hadoop_subdirs(uri, spark)
+    path = _local(uri)
+    return [p.name for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+
+
+def _delete_dir(uri: str, spark=None) -> None:
+    if is_remote(uri):
+        fs, path = _hadoop(uri, spark)
+        fs.delete(path, True)
+    else:
+        shutil.rmtree(_local(uri), ignore_errors=True)
+
+
+def _versions_on_disk(lake: str, dataset: str, spark=None) -> list[int]:
+    names = _subdirs(dataset_root(lake, dataset), spark)
+    return sorted(int(n[2:]) for n in names if n.startswith("v=") and n[2:].isdigit())
+
+
+def next_version(lake: str, dataset: str, spark=None) -> int:
     """One above every version directory, complete or not: a crashed run's leftovers are never reused."""
-    return max(_versions_on_disk(lake, dataset), default=0) + 1
+    return max(_versions_on_disk(lake, dataset, spark), default=0) + 1
 
 
-def read_pointer(lake: str, dataset: str) -> dict | None:
-    path = _local(f"{dataset_root(lake, dataset)}/{POINTER}")
-    return json.loads(path.read_text()) if path.is_file() else None
+def read_pointer(lake: str, dataset: str, spark=None) -> dict | None:
+    text = _read(f"{dataset_root(lake, dataset)}/{POINTER}", spark)
+    return json.loads(text) if text else None
 
 
 def commit(lake: str, dataset: str, manifest: dict, spark=None) -> None:
@@ -90,54 +131,54 @@ def commit(lake: str, dataset: str, manifest: dict, spark=None) -> None:
     write_text_atomic(f"{dataset_root(lake, dataset)}/{POINTER}", json.dumps(pointer, indent=2) + "\n", spark)
 
 
-def read_manifest(lake: str, dataset: str, version: int | None = None) -> dict:
+def read_manifest(lake: str, dataset: str, version: int | None = None, spark=None) -> dict:
     """The manifest of the version the pointer names (or of `version`), with `path` set to its directory."""
     if version is None:
-        pointer = read_pointer(lake, dataset)
+        pointer = read_pointer(lake, dataset, spark)
         if pointer is None:
             raise DataError(
                 f"no published dataset {dataset!r} under {lake}", f"run the ETL first: `task etl` (dataset {dataset})"
             )
         version = pointer["version"]
     vdir = version_dir(lake, dataset, version)
-    path = _local(f"{vdir}/{MANIFEST}")
-    if not path.is_file():
+    text = _read(f"{vdir}/{MANIFEST}", spark)
+    if not text:
         raise DataError(f"version {version} of {dataset!r} has no manifest (incomplete run)", "re-run `task etl`")
-    return {**json.loads(path.read_text()), "path": vdir}
+    return {**json.loads(text), "path": vdir}
 
 
-def list_versions(lake: str, dataset: str) -> list[dict]:
+def list_versions(lake: str, dataset: str, spark=None) -> list[dict]:
     """Every version directory: its manifest (complete) or a stub marked incomplete (a run that did not finish)."""
-    pointer = read_pointer(lake, dataset) or {}
+    pointer = read_pointer(lake, dataset, spark) or {}
     out = []
-    for v in _versions_on_disk(lake, dataset):
+    for v in _versions_on_disk(lake, dataset, spark):
         try:
-            entry = read_manifest(lake, dataset, v)
+            entry = read_manifest(lake, dataset, v, spark)
         except DataError:
             entry = {"version": v, "incomplete": True, "path": version_dir(lake, dataset, v)}
         out.append({**entry, "latest": v == pointer.get("version")})
     return out
 
 
-def find_version(lake: str, dataset: str, content_hash: str, quarantine_hash: str) -> dict | None:
+def find_version(lake: str, dataset: str, content_hash: str, quarantine_hash: str, spark=None) -> dict | None:
     """A complete version holding exactly these curated and quarantined rows, if one exists (re-runs reuse it)."""
-    for entry in list_versions(lake, dataset):
+    for entry in list_versions(lake, dataset, spark):
         if entry.get("content_hash") == content_hash and entry.get("quarantine_hash") == quarantine_hash:
             return entry
     return None
 
 
-def gc(lake: str, dataset: str, keep: int) -> list[int]:
+def gc(lake: str, dataset: str, keep: int, spark=None) -> list[int]:
     """Delete all but the newest `keep` complete versions, and incomplete leftovers older than the newest complete
     one. The version the pointer names is never deleted."""
     if keep < 1:
         raise DataError(f"KEEP={keep} would delete the published version", "keep at least 1")
-    versions = list_versions(lake, dataset)
+    versions = list_versions(lake, dataset, spark)
     complete = [e["version"] for e in versions if not e.get("incomplete")]
     newest = max(complete, default=0)
-    pointed = (read_pointer(lake, dataset) or {}).get("version")
+    pointed = (read_pointer(lake, dataset, spark) or {}).get("version")
     doomed = [v for v in complete[:-keep] if v != pointed]
     doomed += [e["version"] for e in versions if e.get("incomplete") and e["version"] < newest]
     for v in sorted(doomed):
-        shutil.rmtree(_local(version_dir(lake, dataset, v)), ignore_errors=True)
+        _delete_dir(version_dir(lake, dataset, v), spark)
     return sorted(doomed)

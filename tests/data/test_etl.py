@@ -157,3 +157,22 @@ def test_missing_input_and_missing_dataset_are_one_line_errors(tmp_path):
         run_etl(str(tmp_path / "nope.data"), str(tmp_path / "lake"))
     with pytest.raises(DataError, match="run the ETL first"):
         load_splits(str(tmp_path / "lake"), "iris")
+
+
+def test_lake_protocol_through_sparks_filesystem_as_on_s3a(spark, synth, first_run, tmp_path, monkeypatch):
+    """On a cluster the lake is s3a://, reached through Spark's Hadoop filesystem. Here the same code path runs
+    on file:// URIs: read the published version, list it, write a pointer, collect garbage."""
+    monkeypatch.setattr(lake_store, "is_remote", lambda uri: True)
+    lake = Path(synth["lake"]).as_uri()
+    pointed = lake_store.read_pointer(lake, "synth", spark)["version"]
+    manifest = lake_store.read_manifest(lake, "synth", spark=spark)
+    assert manifest["version"] == pointed and manifest["path"].startswith("file:")
+    versions = lake_store.list_versions(lake, "synth", spark)
+    assert pointed in [v["version"] for v in versions if v["latest"]]
+    other = tmp_path.as_uri()
+    lake_store.commit(other, "x", {"version": 7, "content_hash": "h"}, spark)
+    assert lake_store.read_pointer(other, "x", spark)["version"] == 7
+    assert lake_store.next_version(other, "x", spark) == 1
+    (tmp_path / "curated" / "x" / "v=3").mkdir()
+    assert lake_store.next_version(other, "x", spark) == 4
+    assert lake_store.gc(other, "x", keep=1, spark=spark) == []  # incomplete and newest: kept
