@@ -121,6 +121,9 @@ def init_ray() -> None:
     """Local: an in-process Ray runtime; cluster: whatever PLATFORM_RAY_ADDRESS points at (RayJob sets it)."""
     # The legacy reporter honours verbose=0; the new one prints a config box and a results table anyway.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune snapshots the experiment state (what `--resume` restores) every 10 s by default: a trial that finished
+    # in the last 10 s before a kill would run again. The state of a small search is cheap to write every second.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     for attempt in (1, 2, 3):
         if ray.is_initialized():
             break

@@ -93,7 +93,15 @@ def test_every_trial_run_carries_lineage(two_searches):
 
 
 def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp_path, monkeypatch):
+    import ray
+
+    from ml_platform.tune import init_ray
+
     monkeypatch.setenv("PLATFORM_EXPERIMENT", "resume-tests")  # only this search's runs (the CLI inherits it)
+    # The CLI joins the session's Ray runtime as a second driver (as on a cluster): no second start on 2 cores;
+    # its kill -9 ends its trials with it.
+    init_ray()
+    env = {**os.environ, "PLATFORM_RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     # Slow trials (many rounds, no early stopping, FIFO) so the kill lands mid-search.
     config = write_config(tmp_path / "slow.yaml", **{
         "budget.samples": 4, "budget.max_rounds": 300, "budget.early_stopping_rounds": 300,
@@ -104,8 +112,8 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
     started = int(time.time() * 1000)
     proc = subprocess.Popen([sys.executable, "-m", "platform_cli", "tune", "--config", config, "--samples", "4",
                              "--max-rounds", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    before, deadline = [], time.monotonic() + 240
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    before, deadline = [], time.monotonic() + 420
     while time.monotonic() < deadline and proc.poll() is None and not before:
         experiment = client.get_experiment_by_name(experiment_name)
         runs = client.search_runs([experiment.experiment_id], "tags.stage = 'tune'") if experiment else []
@@ -114,6 +122,7 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
         before = [r for r in _children(client, parent.info.run_id) if r.info.status == "FINISHED"] if parent else []
         time.sleep(0.3)
     assert proc.poll() is None and before, proc.communicate()[0] if proc.poll() is not None else "no trial finished"
+    time.sleep(2)  # > TUNE_GLOBAL_CHECKPOINT_S: Tune's snapshot has recorded the finished trial
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
 
