@@ -61,6 +61,8 @@ def start_notebook() -> NotebookServer:
         "--ServerApp.allow_remote_access=False", "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]  # fmt: skip
+    if os.geteuid() == 0:  # containers and CI runners run as root; Jupyter refuses that unless told
+        argv.append("--allow-root")
     env = {**settings.client_env(), "JUPYTER_RUNTIME_DIR": str(runtime / "runtime"),
            "JUPYTER_CONFIG_DIR": str(runtime / "config"), "IPYTHONDIR": str(runtime / "ipython")}  # fmt: skip
     pid = NOTEBOOK.start(argv, env=env)
