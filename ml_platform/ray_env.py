@@ -8,9 +8,15 @@
 
 import os
 import secrets
+import sys
 
 from platform_core import settings
 
 if settings.RAY_ADDRESS.get() == "local":
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    if "ray" in sys.modules:
+        # Imported before this module: refresh Ray's cached config, as its own _enable_token_auth does.
+        from ray._raylet import Config
+
+        Config.initialize("")

@@ -46,16 +46,25 @@ def running_runs() -> list:
 def search_then_kill(daemon, wait_for_trials: bool) -> tuple[subprocess.CompletedProcess, float]:
     """Start `platform tune` as a user would, kill -9 `daemon`'s service once trials run, and return the
     command's result and how long it took to end after the kill."""
+    import ray
+
+    from ml_platform.tune import init_ray  # first: it sets Ray's auth environment before ray is imported
+
+    # The CLI joins the session's Ray runtime as a second driver (as on a cluster): no second Ray start on 2 cores.
+    init_ray()
+    env = {**os.environ, "PLATFORM_RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    launched = time.time()
     proc = subprocess.Popen(
         [sys.executable, "-m", "platform_cli", "tune", "--samples", "6", "--max-rounds", "40"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 240
     results = settings.state_dir() / "ray_results"
     while time.monotonic() < deadline and proc.poll() is None:
-        # Trials have started once the search run is open and Tune has written a trial's params.
+        # Trials have started once the search run is open and Tune has written this search's first trial.
         searching = any(r.data.tags.get("stage") == "tune" for r in running_runs())
-        if (searching and any(results.glob("*/*/params.json"))) or not wait_for_trials:
+        trials = [p for p in results.glob("*/*/params.json") if p.stat().st_mtime > launched]
+        if (searching and trials) or not wait_for_trials:
             break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0]
