@@ -20,6 +20,7 @@ import logging
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from ml_platform.trial import FINAL, MODEL_FILE
 from platform_core import runs, settings
 
 log = logging.getLogger(__name__)
+LOG_THREADS = 4
 
 # Lineage tag names (trial runs, parent runs and model versions carry them).
 DATASET, DATASET_VERSION, DATASET_HASH = "lineage.dataset", "lineage.dataset_version", "lineage.dataset_hash"
@@ -89,8 +91,12 @@ class TrialLogger:
         self._queued: set[str] = set()
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._abandoned = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="mlflow-trial-logger", daemon=True)
-        self._thread.start()
+        # Several writers: a trial's logging is ~20 HTTP round trips (mostly log_model), I/O-bound; one writer
+        # fell behind 2 trial slots and made the search wait for it at the end.
+        self._threads = [threading.Thread(target=self._work, name=f"mlflow-trial-logger-{i}", daemon=True)
+                         for i in range(LOG_THREADS)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
 
     def on_round(self, trial_id: str, result: dict) -> None:
         if FINAL not in result:
@@ -158,13 +164,17 @@ class TrialLogger:
 
     def close(self, timeout: float = 120.0) -> None:
         """Let queued trials be written (the search's end waits for them)."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def abandon(self) -> None:
         """The backend is gone: write nothing more (queued trials get no run, so none is left RUNNING)."""
         self._abandoned.set()
-        self._queue.put(None)
+        for _ in self._threads:
+            self._queue.put(None)
 
 
 # Live driver-side objects of this process, by search key; callbacks look them up (see module docstring).

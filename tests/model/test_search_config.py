@@ -54,7 +54,7 @@ def test_cli_rejects_a_bad_config_before_touching_services(tmp_path):
 
     path = write_config(tmp_path / "other.yaml", **{"budget.max_rounds": 0})
     result = subprocess.run([sys.executable, "-m", "platform_cli", "tune", "--config", path],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 1
     assert "other.yaml: budget.max_rounds must be an integer >= 1 (got 0)" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
