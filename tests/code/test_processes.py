@@ -8,9 +8,14 @@ from platform_core.processes import Daemon, free_port, port_in_use
 
 
 @pytest.fixture
-def daemon(tmp_path, monkeypatch):
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def daemon(tmp_path, monkeypatch, port):
     monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
-    d = Daemon("http-test")
+    d = Daemon("http-test", ports=lambda: (port,))
     yield d
     d.stop(timeout=5)
 
@@ -19,11 +24,10 @@ def _http_server(port: int) -> list[str]:
     return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
 
 
-def test_start_is_idempotent_and_stop_kills_by_pid(daemon):
-    port = free_port()
-    pid = daemon.start(_http_server(port), ports=(port,))
+def test_start_is_idempotent_and_stop_kills_by_pid(daemon, port):
+    pid = daemon.start(_http_server(port))
     daemon.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200, 20, "http")
-    assert daemon.start(_http_server(port), ports=(port,)) == pid  # already running: no second process
+    assert daemon.start(_http_server(port)) == pid  # already running: no second process
     assert daemon.pid_file.read_text() == str(pid)
     assert daemon.stop() is True
     assert daemon.pid() is None and not daemon.pid_file.exists()
@@ -31,14 +35,13 @@ def test_start_is_idempotent_and_stop_kills_by_pid(daemon):
     assert daemon.stop() is False
 
 
-def test_taken_port_is_a_clear_error(daemon):
-    port = free_port()
-    other = Daemon("other")
-    other.start(_http_server(port), ports=(port,))
+def test_taken_port_is_a_clear_error(daemon, port):
+    other = Daemon("other", ports=lambda: (port,))
+    other.start(_http_server(port))
     try:
         other.wait_ready(lambda: port_in_use("127.0.0.1", port), 20, "http")
         with pytest.raises(PlatformError, match=f"port {port}"):
-            daemon.start(_http_server(port), ports=(port,))
+            daemon.start(_http_server(port))
         assert daemon.pid() is None
     finally:
         other.stop()
@@ -47,7 +50,8 @@ def test_taken_port_is_a_clear_error(daemon):
 def test_stale_pid_file_is_ignored(daemon):
     daemon.pid_file.parent.mkdir(parents=True, exist_ok=True)
     daemon.pid_file.write_text("999999")
-    assert daemon.pid() is None
+    assert daemon.pid() is None and daemon.state() == "stopped"
+    assert daemon.stop() is False  # nothing to stop; the stale file is cleared
     assert not daemon.pid_file.exists()
 
 
