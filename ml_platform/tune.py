@@ -115,6 +115,12 @@ def _log_ray_to_file() -> None:
     ray_logger.addHandler(handler)
     ray_logger.setLevel(logging.INFO)
     ray_logger.propagate = False
+    # The driver's MLflow logger threads report per-trial failures there too; the CLI prints one line.
+    tracking_logger = logging.getLogger("ml_platform.tracking")
+    for old in list(tracking_logger.handlers):
+        tracking_logger.removeHandler(old)
+    tracking_logger.addHandler(handler)
+    tracking_logger.propagate = False
 
 
 def init_ray() -> None:
@@ -343,6 +349,12 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
                                 f"see the trial logs under {results.experiment_path}")  # fmt: skip
         trial_id = best.metrics["trial_id"]
         if logger and trial_id not in logger.logged:
+            try:  # a backend lost during the search: name it, like any stage does
+                health.require_mlflow()
+                health.require_s3()
+            except ServiceUnavailable as lost:
+                raise ServiceUnavailable(f"{lost.message}: the search's runs could not be logged",
+                                         f"{lost.hint}, then `task tune -- --resume`") from None  # fmt: skip
             raise ServiceUnavailable(f"the best trial's run could not be logged: {'; '.join(logger.failures[:1])}",
                                      "check MLflow/S3 (`task status`), then `task tune -- --resume`")  # fmt: skip
         best_metrics = {k: float(best.metrics[k]) for k in ("valid_mlogloss", "valid_accuracy", "rounds")}
