@@ -82,11 +82,7 @@ class _BackendWatch(tune.Callback, tune.Stopper):
     def _check(self) -> None:
         self._last_check = time.monotonic()
         if self.lost is None:
-            try:
-                health.require_mlflow()
-                health.require_s3()
-            except ServiceUnavailable as exc:
-                self.lost = exc
+            self.lost = health.lost_backend()
 
     def on_step_begin(self, iteration, trials, **info):
         if time.monotonic() - self._last_check >= self.INTERVAL_S:
@@ -349,12 +345,9 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
                                 f"see the trial logs under {results.experiment_path}")  # fmt: skip
         trial_id = best.metrics["trial_id"]
         if logger and trial_id not in logger.logged:
-            try:  # a backend lost during the search: name it, like any stage does
-                health.require_mlflow()
-                health.require_s3()
-            except ServiceUnavailable as lost:
+            if (lost := health.lost_backend()) is not None:  # name the lost backend, like any stage does
                 raise ServiceUnavailable(f"{lost.message}: the search's runs could not be logged",
-                                         f"{lost.hint}, then `task tune -- --resume`") from None  # fmt: skip
+                                         f"{lost.hint}, then `task tune -- --resume`")  # fmt: skip
             raise ServiceUnavailable(f"the best trial's run could not be logged: {'; '.join(logger.failures[:1])}",
                                      "check MLflow/S3 (`task status`), then `task tune -- --resume`")  # fmt: skip
         best_metrics = {k: float(best.metrics[k]) for k in ("valid_mlogloss", "valid_accuracy", "rounds")}

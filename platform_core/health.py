@@ -67,6 +67,11 @@ def diagnose(exc: BaseException) -> ServiceUnavailable | None:
     chain = [exc, exc.__cause__, exc.__context__]
     if not any(e is not None and type(e).__module__.startswith(_CLIENT_LIBRARIES) for e in chain):
         return None
+    return lost_backend()
+
+
+def lost_backend() -> ServiceUnavailable | None:
+    """The first of MLflow and S3 that does not answer now, or None when both do."""
     try:
         require_mlflow()
         require_s3()

@@ -15,15 +15,9 @@ from pathlib import Path
 import httpx
 
 from platform_core import settings
+from platform_core.private_files import write_private
 
 ADMIN_USER = "platform-admin"
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
 
 
 def ensure_credentials() -> dict[str, str]:
@@ -31,7 +25,7 @@ def ensure_credentials() -> dict[str, str]:
     path = settings.mlflow_credentials_file()
     if not path.exists():
         login = {"username": ADMIN_USER, "password": secrets.token_urlsafe(24), "flask_secret": secrets.token_hex(32)}
-        _write_private(path, json.dumps(login, indent=2))
+        write_private(path, json.dumps(login, indent=2))
     return json.loads(path.read_text())
 
 
@@ -40,7 +34,7 @@ def auth_config() -> Path:
     login = ensure_credentials()
     db = settings.state_dir() / "mlflow" / "basic_auth.db"
     path = settings.state_dir() / "mlflow" / "basic_auth.ini"
-    _write_private(
+    write_private(
         path,
         "[mlflow]\n"
         "default_permission = READ\n"

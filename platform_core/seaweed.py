@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from platform_core import settings
 from platform_core.errors import PlatformError
+from platform_core.private_files import write_private
 
 # Components besides S3 take the ports after it; each also opens port+10000 for gRPC.
 COMPONENTS = ("master", "volume", "filer", "admin")
@@ -44,12 +45,6 @@ def config_dir() -> Path:
     return settings.state_dir() / "seaweedfs-conf"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_bytes(data)
-
-
 def ensure_keys() -> Path:
     """Generate the local S3 identity once; it never leaves the ignored state dir."""
     path = settings.keys_file()
@@ -62,7 +57,7 @@ def ensure_keys() -> Path:
             ],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
-        _write_private(path, json.dumps({"identities": [identity]}, indent=2).encode())
+        write_private(path, json.dumps({"identities": [identity]}, indent=2).encode())
     return path
 
 
@@ -95,9 +90,9 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     pem = serialization.Encoding.PEM
-    _write_private(ca_path, ca.public_bytes(pem))
-    _write_private(cert_path, leaf.public_bytes(pem))
-    _write_private(
+    write_private(ca_path, ca.public_bytes(pem))
+    write_private(cert_path, leaf.public_bytes(pem))
+    write_private(
         key_path,
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
@@ -119,7 +114,7 @@ def ensure_security_config() -> Path:
     lines += ["[grpc]", f'ca = "{ca}"', ""]
     for section in _GRPC_SECTIONS:
         lines += [f"[grpc.{section}]", f'cert = "{cert}"', f'key = "{key}"', ""]
-    _write_private(path, "\n".join(lines).encode())
+    write_private(path, "\n".join(lines).encode())
     return path
 
 
