@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,9 @@ def _searcher(config: SearchConfig):
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per study otherwise
+        # A resumed search re-runs its unfinished trials from round 1: Optuna already holds those rounds and
+        # warns once per round; it keeps the first value, which is what a re-run trial reports anyway.
+        warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
         return OptunaSearch(metric=config.metric, mode=config.mode, seed=config.seed)
     return tune.search.BasicVariantGenerator(random_state=config.seed)
 
@@ -288,9 +292,11 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
                                    fixed, model_requirements()) if log_to_mlflow else None)  # fmt: skip
     if state and logger:  # trials logged before the interruption keep their runs (FAILED ones are re-logged)
         client = mlflow.MlflowClient()
-        ended = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status IN ('FINISHED', 'KILLED')"
-        done_runs = client.search_runs([experiment_id], max_results=1000, filter_string=ended)
-        logger.logged.update({r.data.tags[tracking.TRIAL_ID]: r.info.run_id for r in done_runs
+        # MLflow's search grammar accepts IN only for run_id, so the status is filtered here
+        children = client.search_runs([experiment_id], max_results=1000,
+                                      filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")  # fmt: skip
+        ended = [r for r in children if r.info.status in ("FINISHED", "KILLED")]
+        logger.logged.update({r.data.tags[tracking.TRIAL_ID]: r.info.run_id for r in ended
                               if tracking.TRIAL_ID in r.data.tags})  # fmt: skip
     watch = _BackendWatch(key)
     live = tracking.LIVE.setdefault(key, {})
