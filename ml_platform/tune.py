@@ -183,9 +183,6 @@ def _searcher(config: SearchConfig):
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per study otherwise
-        # A resumed search re-runs its unfinished trials from round 1: Optuna already holds those rounds and
-        # warns once per round; it keeps the first value, which is what a re-run trial reports anyway.
-        warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
         return OptunaSearch(metric=config.metric, mode=config.mode, seed=config.seed)
     return tune.search.BasicVariantGenerator(random_state=config.seed)
 
@@ -281,6 +278,9 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
             state: dict | None, log_to_mlflow: bool) -> TuneResult:  # fmt: skip
     from ml_platform.trial import booster_params
 
+    # A resumed search re-runs its unfinished trials from round 1: the restored Optuna study already holds
+    # those rounds and warns once per round; it keeps the first value, which a re-run trial repeats anyway.
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
     data = {k: getattr(splits, k) for k in ("x_train", "y_train", "x_valid", "y_valid")}
     trainable = tune.with_resources(tune.with_parameters(
         train, data=data, num_class=len(splits.classes), max_rounds=config.max_rounds, seed=config.seed,
