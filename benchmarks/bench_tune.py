@@ -17,6 +17,7 @@ import time
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # one "View run" line per run otherwise
 os.environ["PLATFORM_EXPERIMENT"] = os.environ.get("BENCH_EXPERIMENT", "bench-tune")
 
 

@@ -22,10 +22,12 @@ def tune(
 ):
     """Ray Tune search (ASHA + seeded Optuna) over XGBoost hyperparameters; trials are MLflow runs."""
     from ml_platform import search_config
+
+    # A bad config or a stopped stack fails before Ray and MLflow are imported (~15 s on 2 cores).
+    loaded = None if resume else search_config.load(config)
+    health.connect()
     from ml_platform.tune import run_tune
 
-    loaded = None if resume else search_config.load(config)  # a bad config fails before any service is touched
-    health.connect()
     result = run_tune(settings.lake_dir(), loaded, samples=samples, max_rounds=max_rounds, resume=resume)
     done(
         f"tune{' (resumed)' if result.resumed else ''}: {result.trials} trials ({result.finished} finished, "
@@ -86,9 +88,9 @@ def promote():
 @app.command()
 def register(run_id: Annotated[str | None, typer.Option(help="Trial run (default: best of last search)")] = None):
     """Manual override: register a trial's model as @champion WITHOUT the gate (repairs only; use `gate`)."""
+    health.connect()  # before the registry's imports (mlflow): a stopped stack fails in a second
     from ml_platform.registry import register_champion
 
-    health.connect()
     result = register_champion(settings.MODEL_NAME.get(), run_id)
     done(f"registered {result.model_name} v{result.version} as @{result.alias} (run {result.run_id})")
     return result

@@ -1,5 +1,5 @@
 """A second dataset of another shape (binary, 24 features, other names, `;`-separated with a header) goes through
-ETL -> tune -> register -> export -> serve -> predict with settings changes only, no code change."""
+ETL -> tune -> gate -> export -> serve -> predict with settings changes only, no code change."""
 
 from __future__ import annotations
 
@@ -30,8 +30,15 @@ def test_generated_binary_dataset_runs_the_whole_flow_on_settings_alone(local_st
     assert (etl.dataset, etl.rows_curated) == ("wide", side["good_rows"])
     tuned = ml_cli.tune()
     assert tuned.trials == settings.TUNE_SAMPLES.get() and "test_accuracy" in tuned.best_metrics
-    registered = ml_cli.register()
-    assert registered.model_name == "wide-xgboost"
+    # The first model of a dataset is judged on floors; this dataset's are a rules file named by a setting.
+    rules = tmp_path / "wide-gate.yaml"
+    rules.write_text("primary: {metric: mlogloss, min_relative_improvement: 0.005}\n"
+                     "secondary: [{metric: accuracy, max_drop: 0.01}]\n"
+                     "floors: {accuracy: {min: 0.6}, mlogloss: {max: 0.69}}\n")  # fmt: skip
+    monkeypatch.setenv("PLATFORM_GATE_CONFIG", str(rules))
+    report = ml_cli.gate(promote=True)
+    assert report.outcome == "passed" and report.champion is None
+    assert report.challenger["version"]
     ml_cli.export()
     served = serving_cli.serve()
     assert served.model_name == "wide-xgboost"

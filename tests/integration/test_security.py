@@ -193,6 +193,10 @@ def test_mlflow_refuses_anonymous_and_wrong_logins(local_stack):
     user, password = settings.mlflow_credentials()
     assert httpx.get(search, auth=(user, password + "x"), timeout=10).status_code == 401
     assert httpx.get(search, auth=(user, password), timeout=10).status_code == 200  # positive control
+    # The login cache (PLATFORM_MLFLOW_AUTH_CACHE_S) holds the verified login: near misses of it stay refused.
+    for near in (password[:-1], password.upper(), password + " ", ""):
+        assert httpx.get(search, auth=(user, near), timeout=10).status_code == 401, near
+    assert httpx.get(search, auth=("someone-else", password), timeout=10).status_code == 401
 
 
 def test_mlflow_credentials_command_prints_the_login(local_stack):
