@@ -38,7 +38,6 @@ def predict(
     grpc: Annotated[bool, typer.Option(help="Send over gRPC instead of REST")] = False,
 ):
     """Send a v2 inference request to the served model and print the answer."""
-    from data_platform.lake import read_manifest
     from inference_service.client import (
         DEFAULT_INPUT,
         features_of,
@@ -55,9 +54,7 @@ def predict(
     else:
         response = infer_rest(settings.serve_url(), name, request)
     console.print_json(json.dumps(response))
-    # Class names come from the dataset the model was trained on, never from code.
-    classes = read_manifest(settings.lake_dir(), settings.DATASET.get())["classes"]
-    rows = predicted_classes(response, classes)
+    rows = predicted_classes(response)  # class names come from the served bundle, never from code
     done(
         f"{response['model_name']} v{response.get('model_version')} predicts: "
         + ", ".join(f"{c} ({p:.2f})" for c, p in rows)

@@ -12,6 +12,8 @@ import numpy as np
 from platform_core.errors import DataError, PlatformError, ServiceUnavailable
 
 DEFAULT_INPUT = Path(__file__).with_name("input.json")
+# The model's tensor names (inference_service.predictor declares them in its metadata).
+INPUT, PROBABILITIES, LABEL = "features", "probabilities", "label"
 
 
 def load_request(path: str | Path = DEFAULT_INPUT) -> dict:
@@ -63,7 +65,7 @@ def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: floa
 
     async def call():
         async with InferenceGRPCClient(target, timeout=timeout, retries=0) as client:
-            tensor = InferInput("input-0", list(features.shape), "FP32")
+            tensor = InferInput(INPUT, list(features.shape), "FP32")
             tensor.set_data_from_numpy(features.astype(np.float32), binary_data=True)
             return await client.infer(InferRequest(model_name=model_name, infer_inputs=[tensor]))
 
@@ -73,17 +75,26 @@ def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: floa
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             raise ServiceUnavailable(f"no model server answers gRPC at {target}", "run `task serve`") from exc
         raise PlatformError(f"model server answered {exc.code().name}: {exc.details()}", "check the request") from exc
-    output = result.outputs[0].as_numpy()
-    return {
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "id": result.id,
-        "outputs": [{"name": "output-0", "shape": list(output.shape), "data": output.ravel().tolist()}],
-    }
+    outputs = []
+    for output in result.outputs:
+        data = output.as_numpy()
+        values = [v.decode() if isinstance(v, bytes) else v for v in data.ravel().tolist()]
+        outputs.append({"name": output.name, "datatype": output.datatype, "shape": list(data.shape), "data": values})
+    return {"model_name": result.model_name, "model_version": result.model_version, "id": result.id,
+            "parameters": dict(result.parameters or {}), "outputs": outputs}  # fmt: skip
 
 
-def predicted_classes(response: dict, classes: list[str] | tuple[str, ...]) -> list[tuple[str, float]]:
-    """(class name, probability) per row of a v2 response carrying [N, classes] probabilities."""
-    output = response["outputs"][0]
-    proba = np.asarray(output["data"], dtype=float).reshape(output["shape"])
-    return [(classes[int(i)], float(row[i])) for row, i in zip(proba, proba.argmax(axis=1), strict=True)]
+def output(response: dict, name: str) -> dict:
+    """One named output tensor of a v2 response (REST JSON shape)."""
+    for tensor in response["outputs"]:
+        if tensor["name"] == name:
+            return tensor
+    raise PlatformError(f"the response has no output {name!r}", f"outputs: {[t['name'] for t in response['outputs']]}")
+
+
+def predicted_classes(response: dict) -> list[tuple[str, float]]:
+    """(class label, its probability) per row: the server names the classes (`label`), from the bundle."""
+    proba = output(response, PROBABILITIES)
+    rows = np.asarray(proba["data"], dtype=float).reshape(proba["shape"])
+    labels = output(response, LABEL)["data"]
+    return [(str(label), float(row.max())) for label, row in zip(labels, rows, strict=True)]

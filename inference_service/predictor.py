@@ -1,19 +1,39 @@
-"""The XGBoost model as a kserve.Model: loads one booster file, answers Open Inference Protocol v2 requests."""
+"""The XGBoost model as a kserve.Model: loads one booster file and the bundle's metadata, answers Open Inference
+Protocol v2 requests.
 
+The bundle's `metadata/bundle.json` (written by `task export`) names the features and the classes, so model
+metadata describes the real tensors: one input `features` FP32 [-1, n_features]; outputs `probabilities`
+FP32 [-1, n_classes] and `label` BYTES [-1] (class names; INT64 indices when the request sets the parameter
+`label_as_index`). Every rejection is an `InvalidInput` (HTTP 400 / gRPC INVALID_ARGUMENT) saying what is wrong
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
 from pathlib import Path
+from typing import Any
 
 import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
 
 # isort: split
 
 import kserve
+import numpy as np
 import xgboost as xgb
-from kserve import InferRequest, InferResponse
+from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
-from kserve.utils.utils import get_predict_response
+from kserve.utils.utils import generate_uuid
+
+from platform_core import settings
+from platform_core.bundle import read_bundle
 
 MODEL_SUFFIXES = (".ubj", ".json", ".bst")
 FLOAT_DATATYPES = ("FP32", "FP64")
+INPUT = "features"
+PROBABILITIES, LABEL = "probabilities", "label"
+LABEL_AS_INDEX = "label_as_index"  # request parameter: `label` as INT64 class indices instead of names
+SERVICE_VERSION = importlib.metadata.version("kfserve-bundle")
 
 
 class XGBoostPredictor(kserve.Model):
@@ -23,6 +43,11 @@ class XGBoostPredictor(kserve.Model):
         self.version = version  # registry version, echoed in every response so callers see who answered
         self._booster: xgb.Booster | None = None
         self._n_features = 0
+        self.feature_names: list[str] = []
+        self.classes: list[str] = []
+        self._class_names = np.array([], dtype=object)
+        self.max_rows = settings.SERVE_MAX_ROWS.get()
+        self.allow_non_finite = settings.SERVE_ALLOW_NON_FINITE.get()
 
     def load(self) -> bool:
         files = sorted(p for p in self.model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
@@ -30,35 +55,86 @@ class XGBoostPredictor(kserve.Model):
             found = [p.name for p in files] or "none"
             wanted = "/".join(MODEL_SUFFIXES)
             raise RuntimeError(f"expected exactly one {wanted} model file in {self.model_dir}, found {found}")
+        bundle = read_bundle(self.model_dir)
         # nthread=1: the server shares two cores with its client; more threads only add contention.
         self._booster = xgb.Booster(params={"nthread": 1}, model_file=str(files[0]))
         self._n_features = self._booster.num_features()  # read once here, not per request
+        self.feature_names, self.classes = list(bundle["feature_names"]), list(bundle["class_labels"])
+        if len(self.feature_names) != self._n_features:
+            raise RuntimeError(
+                f"bundle.json names {len(self.feature_names)} features, the booster takes {self._n_features}"
+            )
+        self._class_names = np.array([c.encode() for c in self.classes], dtype=object)
+        self.version = self.version or str(bundle["registry_version"])
         self.ready = True
         return self.ready
 
+    # name/datatype/shape only: gRPC's TensorMetadata has no other field (the REST model drops extras too).
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": INPUT, "datatype": "FP32", "shape": [-1, self._n_features]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(self.classes)]},
+            {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
+        ]
+
+    def _features(self, payload: InferRequest) -> np.ndarray:
+        if len(payload.inputs) != 1:
+            names = [t.name for t in payload.inputs]
+            raise InvalidInput(f"expected exactly one input '{INPUT}', got {len(names)}: {names}")
+        tensor = payload.inputs[0]
+        if tensor.name != INPUT:
+            raise InvalidInput(f"unknown input '{tensor.name}': this model takes one input '{INPUT}'")
+        if tensor.datatype not in FLOAT_DATATYPES:
+            raise InvalidInput(f"input '{INPUT}' must be FP32 or FP64, got {tensor.datatype}")
+        shape = list(tensor.shape)
+        if len(shape) != 2 or shape[1] != self._n_features or shape[0] < 1:
+            raise InvalidInput(f"input '{INPUT}' must have shape [N, {self._n_features}] with N >= 1, got {shape}")
+        if shape[0] > self.max_rows:
+            raise InvalidInput(
+                f"batch of {shape[0]} rows is over the limit of {self.max_rows} rows (PLATFORM_SERVE_MAX_ROWS)"
+            )
+        try:
+            features = tensor.as_numpy()
+        except (ValueError, TypeError) as err:  # data length or element type does not match the declaration
+            raise InvalidInput(f"input '{INPUT}': {err}") from err
+        if features.dtype.kind != "f" or features.shape != tuple(shape):
+            raise InvalidInput(f"input '{INPUT}' must hold {shape[0] * shape[1]} numbers in shape {shape}")
+        if not self.allow_non_finite:
+            bad = ~np.isfinite(features)
+            if bad.any():
+                row, col = map(int, np.argwhere(bad)[0])
+                raise InvalidInput(
+                    f"input '{INPUT}' has {int(bad.sum())} non-finite value(s), first at row {row} feature "
+                    f"'{self.feature_names[col]}': NaN and Inf are rejected (PLATFORM_SERVE_ALLOW_NON_FINITE)"
+                )
+        return features
+
     # Sync on purpose: kserve awaits coroutine predicts and calls plain ones inline on the event loop.
-    # A small-batch booster call takes microseconds, less than a hop to the thread pool would cost;
-    # switch to `async def` + asyncio.to_thread only if large batches start stalling other requests.
+    # A small-batch booster call takes microseconds, less than a hop to the thread pool would cost.
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
         # kserve maps InvalidInput to HTTP 400 / gRPC INVALID_ARGUMENT; anything else becomes a 500.
         if not isinstance(payload, InferRequest):
             raise InvalidInput("only Open Inference Protocol v2 is supported: POST /v2/models/<name>/infer")
-        if len(payload.inputs) != 1:
-            raise InvalidInput(f"expected exactly 1 input tensor, got {len(payload.inputs)}")
-        tensor = payload.inputs[0]
-        if tensor.datatype not in FLOAT_DATATYPES:
-            raise InvalidInput(f"input '{tensor.name}' must be FP32 or FP64, got {tensor.datatype}")
-        try:
-            features = tensor.as_numpy()
-        except ValueError as err:  # data length does not match the declared shape
-            raise InvalidInput(f"input '{tensor.name}': {err}") from err
-        if features.ndim != 2 or features.shape[1] != self._n_features:
-            shape = list(features.shape)
-            raise InvalidInput(f"input '{tensor.name}' must have shape [N, {self._n_features}], got {shape}")
+        features = self._features(payload)
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
-        result = self._booster.inplace_predict(features)
-        # Same helper kserve's xgbserver uses, so the response ("output-0", dtype, binary-output
-        # negotiation, request id) matches the stock runtime.
-        response = get_predict_response(payload, result, self.name)
-        response.model_version = self.version
-        return response
+        proba = np.ascontiguousarray(self._booster.inplace_predict(features), dtype=np.float32)
+        if proba.ndim == 1:  # a binary:logistic booster answers P(class 1) only
+            proba = np.column_stack([1.0 - proba, proba])
+        index = proba.argmax(axis=1)
+        as_index = bool((payload.parameters or {}).get(LABEL_AS_INDEX, False))
+        binary = payload.use_binary_outputs
+        probabilities = InferOutput(PROBABILITIES, list(proba.shape), "FP32")
+        probabilities.set_data_from_numpy(proba, binary_data=binary)
+        label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
+        label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
+        return InferResponse(
+            response_id=payload.id or generate_uuid(),
+            model_name=self.name,
+            model_version=self.version,
+            infer_outputs=[probabilities, label],
+            parameters={"service_version": SERVICE_VERSION},
+            use_binary_outputs=binary,
+            requested_outputs=payload.request_outputs,
+        )

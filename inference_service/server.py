@@ -29,6 +29,7 @@ from kserve import PredictorConfig
 from kserve import logging as kserve_logging
 from kserve.constants.constants import MAX_GRPC_MESSAGE_LENGTH
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, UnsupportedProtocol
+from kserve.model_server import app as kserve_app
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -36,6 +37,7 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
+from inference_service import rest
 from inference_service.predictor import XGBoostPredictor
 from platform_core import settings
 from platform_core.errors import PlatformError
@@ -114,6 +116,8 @@ class LoopbackModelServer(kserve.ModelServer):
     def start(self, models: list[kserve.Model]) -> None:
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
         self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
+        # KServe's REST app is a module-level FastAPI app; what we add goes on before it serves.
+        rest.extend(kserve_app, {m.name: str(getattr(m, "version", "") or "") for m in models})
         super().start(models)
 
     async def _serve(self) -> None:

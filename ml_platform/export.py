@@ -27,10 +27,10 @@ from data_platform.lake import read_manifest
 from ml_platform import registry, tracking
 from ml_platform.registry import resolve_alias
 from platform_core import settings, storage
+from platform_core.bundle import BUNDLE_FILE
 from platform_core.errors import DataError, PlatformError
 
 MODEL_FILE = "model.ubj"
-BUNDLE_FILE = "metadata/bundle.json"  # relative to the bundle root (= the InferenceService storageUri)
 CHAMPION = "champion"
 
 
@@ -45,11 +45,6 @@ class Exported:
 
 def serving_uri(model_name: str, version: str) -> str:
     return f"s3://{settings.BUCKET.get()}/serving/{model_name}/v{version}"
-
-
-def read_bundle(model_dir: str | Path) -> dict[str, Any]:
-    """The bundle metadata of a downloaded bundle dir (for the predictor)."""
-    return json.loads((Path(model_dir) / BUNDLE_FILE).read_text())
 
 
 def bundle_metadata(model_name: str, version: str) -> dict[str, Any]:

@@ -97,6 +97,13 @@ SERVE_REPOSITORY_API = _Setting(
     False,
     "Enable KServe's model load/unload endpoints (off: nobody can unload)",
 )
+SERVE_MAX_ROWS = _Setting(
+    "PLATFORM_SERVE_MAX_ROWS", int, 100_000, "Largest batch (rows) one inference request may carry; larger -> 400"
+)  # fmt: skip
+SERVE_ALLOW_NON_FINITE = _Setting(
+    "PLATFORM_SERVE_ALLOW_NON_FINITE", _bool, False,
+    "Accept NaN/Inf features (XGBoost reads NaN as 'missing'); off: such rows are rejected with a 400",
+)  # fmt: skip
 MLFLOW_AUTH_CACHE_S = _Setting(
     "PLATFORM_MLFLOW_AUTH_CACHE_S", int, 300,
     "Seconds MLflow trusts a verified login before hashing it again (0 = every request, ~0.35 s each here)",

@@ -107,3 +107,20 @@ def iris_booster():
     iris = load_iris()
     params = {"objective": "multi:softprob", "num_class": 3, "nthread": 1, "seed": 0, "max_depth": 2}
     return xgb.train(params, xgb.DMatrix(iris.data, label=iris.target), num_boost_round=10)
+
+
+@pytest.fixture
+def iris_bundle(tmp_path, iris_booster) -> Path:
+    """A serving bundle dir as `task export` lays it out: the booster plus metadata/bundle.json."""
+    import json
+
+    from platform_core.bundle import BUNDLE_FILE
+
+    iris_booster.save_model(str(tmp_path / "model.ubj"))
+    (tmp_path / BUNDLE_FILE).parent.mkdir()
+    (tmp_path / BUNDLE_FILE).write_text(json.dumps({
+        "model_name": "iris", "registry_version": "7", "model_file": "model.ubj",
+        "feature_names": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        "class_labels": ["setosa", "versicolor", "virginica"],
+    }))  # fmt: skip
+    return tmp_path

@@ -47,9 +47,9 @@ def test_generated_binary_dataset_runs_the_whole_flow_on_settings_alone(local_st
     assert splits.feature_names == [f"x{i:02d}" for i in range(24)] and splits.classes == ["c0", "c1"]
     rows = splits.x_test[:20]
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP32",
+    request.write_text(json.dumps({"inputs": [{"name": "features", "shape": list(rows.shape), "datatype": "FP32",
                                                "data": rows.ravel().tolist()}]}))  # fmt: skip
     response = serving_cli.predict(request)
     proba = np.asarray(response["outputs"][0]["data"]).reshape(len(rows), -1)
-    assert proba.shape == (20, 2)
+    assert proba.shape == (20, 2) and set(response["outputs"][1]["data"]) <= {"c0", "c1"}
     assert np.mean(proba.argmax(axis=1) == splits.y_test[:20]) >= 0.7  # the generated signal was learned

@@ -65,13 +65,22 @@ def test_served_champion_answers_v2_over_rest_and_grpc(demo):
     request = load_request(DEFAULT_INPUT)
     rest = infer_rest(settings.serve_url(), name, request)
     assert rest["model_name"] == name and rest["model_version"] == str(version)
-    assert [c for c, _ in predicted_classes(rest, ["setosa", "versicolor", "virginica"])] == [
-        "setosa",
-        "versicolor",
-        "virginica",
-    ]
+    assert rest["id"] == request["id"] and rest["parameters"]["service_version"]
+    assert [c for c, _ in predicted_classes(rest)] == ["setosa", "versicolor", "virginica"]
     grpc = infer_grpc(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}", name, features_of(request))
+    assert [o["name"] for o in grpc["outputs"]] == ["probabilities", "label"]
     np.testing.assert_allclose(grpc["outputs"][0]["data"], rest["outputs"][0]["data"], rtol=1e-6)
+    assert grpc["outputs"][1]["data"] == rest["outputs"][1]["data"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_model_metadata_names_the_tensors_of_the_served_bundle(demo):
+    import httpx
+
+    name = settings.MODEL_NAME.get()
+    meta = httpx.get(f"{settings.serve_url()}/v2/models/{name}", timeout=10).json()
+    assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
+    assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
+        ("probabilities", "FP32", [-1, 3]), ("label", "BYTES", [-1])]  # fmt: skip
 
 
 def test_model_server_listens_on_loopback_only(demo):
@@ -84,7 +93,7 @@ def test_model_server_listens_on_loopback_only(demo):
 
 
 def test_bad_request_is_a_400_with_the_reason(demo):
-    bad = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
+    bad = {"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
     with pytest.raises(PlatformError, match=r"400: .*shape \[N, 4\]"):
         infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
 
@@ -117,7 +126,7 @@ def test_nobody_can_unload_the_served_model(demo):
 def test_a_rejected_request_logs_one_line(demo):
     from platform_core.stack import MODEL_SERVER
 
-    bad = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
+    bad = {"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
     with pytest.raises(PlatformError):
         infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
     log = MODEL_SERVER.log_file.read_text()
@@ -134,3 +143,52 @@ def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack)
 
     assert MODEL_SERVER.pid() is not None
     assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None
+
+
+def _post(path: str, body: bytes, headers: dict[str, str]):
+    import httpx
+
+    name = settings.MODEL_NAME.get()
+    return httpx.post(f"{settings.serve_url()}/v2/models/{name}{path}", content=body, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        (b'{"inputs": [', {"Content-Type": "application/json"}, "malformed request body"),
+        (b"", {"Content-Type": "application/json"}, "malformed request body"),
+        (
+            b'{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}]}ABCD',
+            {"Inference-Header-Content-Length": "101"},
+            "declare 16 bytes but the request carries 4",
+        ),
+        (b"{}", {"Inference-Header-Content-Length": "abc"}, "must be an integer"),
+        (b"{}", {"Inference-Header-Content-Length": "999"}, "does not fit a body of 2 bytes"),
+    ],
+    ids=["truncated-json", "empty", "truncated-binary", "header-not-int", "header-too-long"],
+)
+def test_malformed_bodies_are_400s_with_an_error_and_the_server_keeps_serving(demo, body, headers, message):
+    response = _post("/infer", body, headers)
+    assert response.status_code == 400 and message in response.json()["error"], response.text
+    assert infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), load_request(DEFAULT_INPUT))["outputs"]
+
+
+def test_json_without_content_type_is_read_as_json(demo):
+    body = DEFAULT_INPUT.read_bytes()
+    response = _post("/infer", body, {"Content-Type": ""})
+    assert response.status_code == 200 and response.json()["outputs"][1]["name"] == "label", response.text
+
+
+def test_versioned_routes_answer_for_the_served_version_only(demo):
+    import httpx
+
+    name = settings.MODEL_NAME.get()
+    version = demo.get_model_version_by_alias(name, "champion").version
+    body = DEFAULT_INPUT.read_bytes()
+    json_type = {"Content-Type": "application/json"}
+    assert _post(f"/versions/{version}/infer", body, json_type).json()["model_version"] == str(version)
+    base = f"{settings.serve_url()}/v2/models/{name}/versions"
+    assert httpx.get(f"{base}/{version}/ready", timeout=10).json()["ready"] is True
+    assert httpx.get(f"{base}/{version}", timeout=10).json()["inputs"][0]["name"] == "features"
+    other = _post(f"/versions/{int(version) + 100}/infer", body, json_type)
+    assert other.status_code == 404 and f"serving {version}" in other.json()["error"]

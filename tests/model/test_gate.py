@@ -163,8 +163,9 @@ def test_exported_bundle_is_one_model_file_plus_metadata_and_loads_in_the_predic
     import inference_service.kserve_guard  # noqa: F401
     from data_platform.lake import read_manifest
     from inference_service.predictor import XGBoostPredictor
-    from ml_platform.export import BUNDLE_FILE, export_model, read_bundle
+    from ml_platform.export import export_model
     from platform_core import storage
+    from platform_core.bundle import BUNDLE_FILE, read_bundle
 
     name = settings.MODEL_NAME.get()
     exported = export_model(name, "champion")

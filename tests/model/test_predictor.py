@@ -1,4 +1,4 @@
-"""The served model object itself (no server): load rules, v2 answers, 400-class errors."""
+"""The served model object itself (no server): load rules, metadata from the bundle, v2 answers, 400-class errors."""
 
 import numpy as np
 import pytest
@@ -7,31 +7,51 @@ from kserve.errors import InvalidInput
 
 import inference_service.kserve_guard  # noqa: F401  (hides argv from kserve's import-time parser)
 from inference_service.predictor import XGBoostPredictor
-from ml_platform.tune import evaluate
+from ml_platform.trial import evaluate
+from platform_core.bundle import BUNDLE_FILE
+from platform_core.errors import DataError
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]]
 
 
-def _request(data, shape, datatype="FP32"):
-    tensor = InferInput("input-0", shape, datatype)
+def _request(data, shape, datatype="FP32", name="features", parameters=None):
+    tensor = InferInput(name, shape, datatype)
     tensor.set_data_from_numpy(np.asarray(data, dtype=np.float32 if datatype == "FP32" else np.float64))
-    return InferRequest(model_name="iris", infer_inputs=[tensor])
+    return InferRequest(model_name="iris", infer_inputs=[tensor], request_id="req-1", parameters=parameters)
 
 
 @pytest.fixture
-def predictor(tmp_path, iris_booster):
-    iris_booster.save_model(str(tmp_path / "model.ubj"))
-    model = XGBoostPredictor("iris", tmp_path, version="7")
+def predictor(iris_bundle):
+    model = XGBoostPredictor("iris", iris_bundle, version="7")
     model.load()
     return model
 
 
-def test_predicts_probabilities_per_class(predictor):
-    response = predictor.predict(_request([[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]], [2, 4]))
-    output = response.outputs[0]
-    proba = output.as_numpy()
-    assert output.name == "output-0" and proba.shape == (2, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
-    assert proba.argmax(axis=1).tolist() == [0, 2]
-    assert response.model_version == "7"
+def test_metadata_describes_the_real_tensors_from_the_bundle(predictor):
+    (features,) = predictor.get_input_types()
+    assert (features["name"], features["datatype"], features["shape"]) == ("features", "FP32", [-1, 4])
+    proba, label = predictor.get_output_types()
+    assert (proba["name"], proba["datatype"], proba["shape"]) == ("probabilities", "FP32", [-1, 3])
+    assert (label["name"], label["datatype"], label["shape"]) == ("label", "BYTES", [-1])
+
+
+def test_answers_named_probabilities_and_class_labels_with_both_versions(predictor):
+    response = predictor.predict(_request(ROWS, [2, 4]))
+    proba, label = response.outputs
+    assert proba.name == "probabilities" and proba.as_numpy().shape == (2, 3)
+    np.testing.assert_allclose(proba.as_numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert label.name == "label" and label.datatype == "BYTES"
+    assert [v.decode() if isinstance(v, bytes) else v for v in label.as_numpy()] == ["setosa", "virginica"]
+    assert response.id == "req-1" and response.model_version == "7"
+    assert response.parameters["service_version"]
+    rest = response.to_rest()[0]
+    assert rest["outputs"][1]["data"] == ["setosa", "virginica"]  # JSON carries the names as strings
+
+
+def test_label_as_index_parameter_gives_int64_indices(predictor):
+    response = predictor.predict(_request(ROWS, [2, 4], parameters={"label_as_index": True}))
+    label = response.outputs[1]
+    assert label.datatype == "INT64" and label.as_numpy().tolist() == [0, 2]
 
 
 def test_fp64_input_is_accepted(predictor):
@@ -40,31 +60,66 @@ def test_fp64_input_is_accepted(predictor):
 
 
 @pytest.mark.parametrize(
-    ("data", "shape", "datatype", "message"),
+    ("data", "shape", "kwargs", "message"),
     [
-        ([[1.0, 2.0, 3.0]], [1, 3], "FP32", "shape"),
-        ([1.0, 2.0, 3.0, 4.0], [4], "FP32", "shape"),
+        ([[1.0, 2.0, 3.0]], [1, 3], {}, r"shape \[N, 4\]"),
+        ([1.0, 2.0, 3.0, 4.0], [4], {}, r"shape \[N, 4\]"),
+        ([[1.0, 2.0, 3.0, 4.0]], [1, 4], {"name": "input-0"}, "unknown input 'input-0'"),
+        ([[1.0, float("nan"), 3.0, 4.0]], [1, 4], {}, "non-finite.*'sepal_width'"),
+        ([[1.0, 2.0, float("inf"), 4.0]], [1, 4], {}, "non-finite.*'petal_length'"),
     ],
 )
-def test_bad_requests_raise_invalid_input(predictor, data, shape, datatype, message):
+def test_bad_requests_raise_invalid_input(predictor, data, shape, kwargs, message):
     with pytest.raises(InvalidInput, match=message):
-        predictor.predict(_request(data, shape, datatype))
+        predictor.predict(_request(data, shape, **kwargs))
+
+
+@pytest.mark.parametrize(("data", "message"), [([1.0, None, 3.0, 4.0], "non-finite"), ([1.0, "x", 3.0, 4.0], "'x'")])
+def test_json_nulls_and_strings_in_a_numeric_tensor_are_400s(predictor, data, message):
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+    body = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": data}]}
+    payload = InferRequest.from_inference_request(InferenceRequest.model_validate(body), "iris")
+    with pytest.raises(InvalidInput, match=message):
+        predictor.predict(payload)
+
+
+def test_oversized_batch_is_refused_with_the_limit(iris_bundle, monkeypatch):
+    monkeypatch.setenv("PLATFORM_SERVE_MAX_ROWS", "3")
+    model = XGBoostPredictor("iris", iris_bundle)
+    model.load()
+    with pytest.raises(InvalidInput, match="4 rows is over the limit of 3 rows"):
+        model.predict(_request(ROWS * 2, [4, 4]))
+    assert model.version == "7"  # taken from the bundle when the server is not told
+
+
+def test_non_finite_values_pass_when_the_setting_allows_them(iris_bundle, monkeypatch):
+    monkeypatch.setenv("PLATFORM_SERVE_ALLOW_NON_FINITE", "true")
+    model = XGBoostPredictor("iris", iris_bundle)
+    model.load()
+    response = model.predict(_request([[1.0, float("nan"), 3.0, 4.0]], [1, 4]))
+    assert np.isfinite(response.outputs[0].as_numpy()).all()  # XGBoost reads NaN as "missing"
 
 
 def test_integer_tensor_is_rejected(predictor):
-    tensor = InferInput("input-0", [1, 4], "INT64")
+    tensor = InferInput("features", [1, 4], "INT64")
     tensor.set_data_from_numpy(np.array([[1, 2, 3, 4]], dtype=np.int64))
     with pytest.raises(InvalidInput, match="FP32 or FP64"):
         predictor.predict(InferRequest(model_name="iris", infer_inputs=[tensor]))
 
 
-def test_directory_must_hold_exactly_one_model_file(tmp_path, iris_booster):
+def test_directory_must_hold_exactly_one_model_file_and_the_bundle_metadata(iris_bundle, iris_booster):
+    (iris_bundle / "model.ubj").unlink()
     with pytest.raises(RuntimeError, match="found none"):
-        XGBoostPredictor("iris", tmp_path).load()
-    iris_booster.save_model(str(tmp_path / "model.ubj"))
-    iris_booster.save_model(str(tmp_path / "model.json"))
+        XGBoostPredictor("iris", iris_bundle).load()
+    iris_booster.save_model(str(iris_bundle / "model.ubj"))
+    iris_booster.save_model(str(iris_bundle / "model.json"))
     with pytest.raises(RuntimeError, match="exactly one"):
-        XGBoostPredictor("iris", tmp_path).load()
+        XGBoostPredictor("iris", iris_bundle).load()
+    (iris_bundle / "model.json").unlink()
+    (iris_bundle / BUNDLE_FILE).unlink()
+    with pytest.raises(DataError, match="not a serving bundle"):
+        XGBoostPredictor("iris", iris_bundle).load()
 
 
 def test_evaluate_reports_accuracy_and_logloss(iris_booster):

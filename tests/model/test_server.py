@@ -9,9 +9,8 @@ from inference_service.predictor import XGBoostPredictor
 from inference_service.server import _LoadedDataPlane
 
 
-def test_server_readiness_follows_the_model_being_loaded(tmp_path, iris_booster):
-    iris_booster.save_model(str(tmp_path / "model.ubj"))
-    model = XGBoostPredictor("iris", tmp_path, "1")
+def test_server_readiness_follows_the_model_being_loaded(iris_bundle):
+    model = XGBoostPredictor("iris", iris_bundle, "1")
     repository = ModelRepository()
     dataplane = _LoadedDataPlane(repository, ["iris"])
     assert not asyncio.run(dataplane.ready())  # registered nothing yet

@@ -1,0 +1,142 @@
+"""What the platform adds to KServe's REST app, without leaving it: the same FastAPI app and KServe's endpoints
+answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
+
+- Versioned routes (`/v2/models/{name}/versions/{v}/...`): KServe answers 501 for every version. Here the
+  served version is routed to the model's endpoints and any other version gets 404 with `{"error"}`.
+- A JSON body without a Content-Type header (tritonclient's JSON mode sends none) is read as JSON unless the
+  binary-extension header says otherwise; KServe would take it for a binary payload and answer 400.
+- Malformed or empty JSON gets 400 `{"error": ...}` like every other rejection, not FastAPI's 422 `{"detail"}`.
+- A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
+
+Both run as one plain ASGI middleware (no per-request Starlette wrapper) and one exception handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger("kserve")
+
+VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
+BINARY_HEADER = b"inference-header-content-length"
+
+
+class V2Gaps:
+    """ASGI middleware: versioned routes to the served version, JSON without Content-Type."""
+
+    def __init__(self, app, versions: dict[str, str]):
+        self.app = app
+        self.versions = versions  # model name -> the registry version this server answers for
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if "/versions/" in path and (match := VERSIONED.match(path)):
+            name, version = match["name"], match["version"]
+            served = self.versions.get(name)
+            if served is not None and version != served:
+                return await _error(send, 404, f"model {name} has no version {version} here (serving {served})")
+            # The served version, or an unknown model (KServe's unversioned route then answers its own 404).
+            plain = f"/v2/models/{name}{match['rest'] or ''}"
+            scope = {**scope, "path": plain, "raw_path": plain.encode()}
+        if scope["method"] == "POST" and path.endswith("/infer"):
+            headers = scope["headers"]
+            found = {k.lower(): v for k, v in headers}
+            if BINARY_HEADER in found:
+                body = await _read_body(receive)
+                problem = binary_problem(found[BINARY_HEADER], body)
+                if problem:
+                    logger.warning("rejected request: %s", problem)
+                    return await _error(send, 400, problem)
+                receive = _replay(body, receive)
+            elif b"content-type" not in found:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        return await self.app(scope, receive, send)
+
+
+ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "UINT32": 4, "INT32": 4,
+            "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}  # fmt: skip
+
+
+def binary_problem(header_length: bytes, body: bytes) -> str | None:
+    """What is wrong with a binary-extension request (KServe answers 500 for these), or None."""
+    try:
+        size = int(header_length)
+    except ValueError:
+        return f"Inference-Header-Content-Length must be an integer, got {header_length.decode(errors='replace')!r}"
+    if not 0 < size <= len(body):
+        return f"Inference-Header-Content-Length {size} does not fit a body of {len(body)} bytes"
+    try:
+        header = json.loads(body[:size])
+        inputs = header["inputs"]
+        declared = [(t, t.get("parameters", {}).get("binary_data_size")) for t in inputs]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "the JSON part of a binary request is not a v2 inference request (see Inference-Header-Content-Length)"
+    total = 0
+    for tensor, nbytes in declared:
+        if nbytes is None:
+            continue
+        if not isinstance(nbytes, int) or nbytes < 0:
+            return f"input {tensor.get('name')!r}: binary_data_size must be a byte count, got {nbytes!r}"
+        shape, itemsize = tensor.get("shape"), ITEMSIZE.get(tensor.get("datatype"))
+        if itemsize and isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape):
+            expected = itemsize
+            for dim in shape:
+                expected *= dim
+            if nbytes != expected:
+                return (f"input {tensor.get('name')!r}: binary_data_size {nbytes} does not match shape {shape} "
+                        f"of {tensor.get('datatype')} ({expected} bytes)")  # fmt: skip
+        total += nbytes
+    if total != len(body) - size:
+        return f"binary tensors declare {total} bytes but the request carries {len(body) - size} after the header"
+    return None
+
+
+async def _read_body(receive) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, original):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:  # after the body: whatever the connection says next (a disconnect)
+            return await original()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _error(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    message = f"malformed request body: {first.get('msg', 'invalid')} at {where}; expected a v2 inference request"
+    logger.warning("rejected request: %s", message)
+    return JSONResponse(status_code=400, content={"error": message})
+
+
+def extend(app: FastAPI, versions: dict[str, str]) -> None:
+    """Install the middleware and the 400 handler on KServe's app (before it starts serving)."""
+    app.add_middleware(V2Gaps, versions=versions)
+    app.add_exception_handler(RequestValidationError, _invalid_body)
