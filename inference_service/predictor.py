@@ -10,6 +10,7 @@ and what was expected.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ INPUT = "features"
 PROBABILITIES, LABEL = "probabilities", "label"
 LABEL_AS_INDEX = "label_as_index"  # request parameter: `label` as INT64 class indices instead of names
 SERVICE_VERSION = importlib.metadata.version("kfserve-bundle")
+INLINE_ROWS = 4096  # larger batches are predicted off the event loop
 
 
 class XGBoostPredictor(kserve.Model):
@@ -111,12 +113,19 @@ class XGBoostPredictor(kserve.Model):
                 )
         return features
 
-    # Sync on purpose: kserve awaits coroutine predicts and calls plain ones inline on the event loop.
-    # A small-batch booster call takes microseconds, less than a hop to the thread pool would cost.
-    def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
+    async def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
         # kserve maps InvalidInput to HTTP 400 / gRPC INVALID_ARGUMENT; anything else becomes a 500.
         if not isinstance(payload, InferRequest):
             raise InvalidInput("only Open Inference Protocol v2 is supported: POST /v2/models/<name>/infer")
+        rows = payload.inputs[0].shape[0] if payload.inputs and payload.inputs[0].shape else 0
+        if isinstance(rows, int) and rows > INLINE_ROWS:
+            # Big batches on a worker thread: liveness and small requests keep answering meanwhile.
+            return await asyncio.to_thread(self.answer, payload)
+        # Small ones inline: the booster call takes microseconds, less than a hop to the thread pool.
+        return self.answer(payload)
+
+    def answer(self, payload: InferRequest) -> InferResponse:
+        """Validate, predict and build the response (the synchronous core of `predict`)."""
         features = self._features(payload)
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
         proba = np.ascontiguousarray(self._booster.inplace_predict(features), dtype=np.float32)

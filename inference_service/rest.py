@@ -7,6 +7,7 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
   binary-extension header says otherwise; KServe would take it for a binary payload and answer 400.
 - Malformed or empty JSON gets 400 `{"error": ...}` like every other rejection, not FastAPI's 422 `{"detail"}`.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
+- A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
 
 Both run as one plain ASGI middleware (no per-request Starlette wrapper) and one exception handler.
 """
@@ -30,9 +31,10 @@ BINARY_HEADER = b"inference-header-content-length"
 class V2Gaps:
     """ASGI middleware: versioned routes to the served version, JSON without Content-Type."""
 
-    def __init__(self, app, versions: dict[str, str]):
+    def __init__(self, app, versions: dict[str, str], max_body: int):
         self.app = app
         self.versions = versions  # model name -> the registry version this server answers for
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -49,6 +51,13 @@ class V2Gaps:
         if scope["method"] == "POST" and path.endswith("/infer"):
             headers = scope["headers"]
             found = {k.lower(): v for k, v in headers}
+            length = found.get(b"content-length", b"0")
+            if length.isdigit() and int(length) > self.max_body:
+                # Refused before anything parses it: a huge JSON body would hold the event loop for seconds.
+                problem = (f"request body of {int(length)} bytes is over the limit of {self.max_body >> 20} MiB "
+                           "(PLATFORM_SERVE_MAX_REQUEST_MB); send smaller batches")  # fmt: skip
+                logger.warning("rejected request: %s", problem)
+                return await _error(send, 413, problem)
             if BINARY_HEADER in found:
                 body = await _read_body(receive)
                 problem = binary_problem(found[BINARY_HEADER], body)
@@ -136,7 +145,7 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
     return JSONResponse(status_code=400, content={"error": message})
 
 
-def extend(app: FastAPI, versions: dict[str, str]) -> None:
+def extend(app: FastAPI, versions: dict[str, str], max_body: int) -> None:
     """Install the middleware and the 400 handler on KServe's app (before it starts serving)."""
-    app.add_middleware(V2Gaps, versions=versions)
+    app.add_middleware(V2Gaps, versions=versions, max_body=max_body)
     app.add_exception_handler(RequestValidationError, _invalid_body)

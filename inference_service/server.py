@@ -117,7 +117,8 @@ class LoopbackModelServer(kserve.ModelServer):
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
         self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
         # KServe's REST app is a module-level FastAPI app; what we add goes on before it serves.
-        rest.extend(kserve_app, {m.name: str(getattr(m, "version", "") or "") for m in models})
+        versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
+        rest.extend(kserve_app, versions, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
         super().start(models)
 
     async def _serve(self) -> None:

@@ -100,6 +100,9 @@ SERVE_REPOSITORY_API = _Setting(
 SERVE_MAX_ROWS = _Setting(
     "PLATFORM_SERVE_MAX_ROWS", int, 100_000, "Largest batch (rows) one inference request may carry; larger -> 400"
 )  # fmt: skip
+SERVE_MAX_REQUEST_MB = _Setting(
+    "PLATFORM_SERVE_MAX_REQUEST_MB", int, 64, "Largest inference request body (MiB); larger -> 413 before parsing"
+)  # fmt: skip
 SERVE_ALLOW_NON_FINITE = _Setting(
     "PLATFORM_SERVE_ALLOW_NON_FINITE", _bool, False,
     "Accept NaN/Inf features (XGBoost reads NaN as 'missing'); off: such rows are rejected with a 400",

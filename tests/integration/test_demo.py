@@ -192,3 +192,16 @@ def test_versioned_routes_answer_for_the_served_version_only(demo):
     assert httpx.get(f"{base}/{version}", timeout=10).json()["inputs"][0]["name"] == "features"
     other = _post(f"/versions/{int(version) + 100}/infer", body, json_type)
     assert other.status_code == 404 and f"serving {version}" in other.json()["error"]
+
+
+def test_an_oversized_body_is_refused_with_413_before_it_is_read(demo):
+    import socket
+
+    port, name = settings.SERVE_HTTP_PORT.get(), settings.MODEL_NAME.get()
+    claimed = (settings.SERVE_MAX_REQUEST_MB.get() << 20) + 1
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        # Only the headers are sent: the answer must come without the server waiting for the body.
+        sock.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {claimed}\r\n\r\n".encode())  # fmt: skip
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413") and "PLATFORM_SERVE_MAX_REQUEST_MB" in answer, answer

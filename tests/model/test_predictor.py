@@ -36,7 +36,7 @@ def test_metadata_describes_the_real_tensors_from_the_bundle(predictor):
 
 
 def test_answers_named_probabilities_and_class_labels_with_both_versions(predictor):
-    response = predictor.predict(_request(ROWS, [2, 4]))
+    response = predictor.answer(_request(ROWS, [2, 4]))
     proba, label = response.outputs
     assert proba.name == "probabilities" and proba.as_numpy().shape == (2, 3)
     np.testing.assert_allclose(proba.as_numpy().sum(axis=1), 1.0, rtol=1e-5)
@@ -49,13 +49,13 @@ def test_answers_named_probabilities_and_class_labels_with_both_versions(predict
 
 
 def test_label_as_index_parameter_gives_int64_indices(predictor):
-    response = predictor.predict(_request(ROWS, [2, 4], parameters={"label_as_index": True}))
+    response = predictor.answer(_request(ROWS, [2, 4], parameters={"label_as_index": True}))
     label = response.outputs[1]
     assert label.datatype == "INT64" and label.as_numpy().tolist() == [0, 2]
 
 
 def test_fp64_input_is_accepted(predictor):
-    response = predictor.predict(_request([[6.1, 2.8, 4.7, 1.2]], [1, 4], "FP64"))
+    response = predictor.answer(_request([[6.1, 2.8, 4.7, 1.2]], [1, 4], "FP64"))
     assert response.outputs[0].as_numpy().argmax() == 1
 
 
@@ -71,7 +71,7 @@ def test_fp64_input_is_accepted(predictor):
 )
 def test_bad_requests_raise_invalid_input(predictor, data, shape, kwargs, message):
     with pytest.raises(InvalidInput, match=message):
-        predictor.predict(_request(data, shape, **kwargs))
+        predictor.answer(_request(data, shape, **kwargs))
 
 
 @pytest.mark.parametrize(("data", "message"), [([1.0, None, 3.0, 4.0], "non-finite"), ([1.0, "x", 3.0, 4.0], "'x'")])
@@ -81,7 +81,7 @@ def test_json_nulls_and_strings_in_a_numeric_tensor_are_400s(predictor, data, me
     body = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": data}]}
     payload = InferRequest.from_inference_request(InferenceRequest.model_validate(body), "iris")
     with pytest.raises(InvalidInput, match=message):
-        predictor.predict(payload)
+        predictor.answer(payload)
 
 
 def test_oversized_batch_is_refused_with_the_limit(iris_bundle, monkeypatch):
@@ -89,7 +89,7 @@ def test_oversized_batch_is_refused_with_the_limit(iris_bundle, monkeypatch):
     model = XGBoostPredictor("iris", iris_bundle)
     model.load()
     with pytest.raises(InvalidInput, match="4 rows is over the limit of 3 rows"):
-        model.predict(_request(ROWS * 2, [4, 4]))
+        model.answer(_request(ROWS * 2, [4, 4]))
     assert model.version == "7"  # taken from the bundle when the server is not told
 
 
@@ -97,7 +97,7 @@ def test_non_finite_values_pass_when_the_setting_allows_them(iris_bundle, monkey
     monkeypatch.setenv("PLATFORM_SERVE_ALLOW_NON_FINITE", "true")
     model = XGBoostPredictor("iris", iris_bundle)
     model.load()
-    response = model.predict(_request([[1.0, float("nan"), 3.0, 4.0]], [1, 4]))
+    response = model.answer(_request([[1.0, float("nan"), 3.0, 4.0]], [1, 4]))
     assert np.isfinite(response.outputs[0].as_numpy()).all()  # XGBoost reads NaN as "missing"
 
 
@@ -105,7 +105,7 @@ def test_integer_tensor_is_rejected(predictor):
     tensor = InferInput("features", [1, 4], "INT64")
     tensor.set_data_from_numpy(np.array([[1, 2, 3, 4]], dtype=np.int64))
     with pytest.raises(InvalidInput, match="FP32 or FP64"):
-        predictor.predict(InferRequest(model_name="iris", infer_inputs=[tensor]))
+        predictor.answer(InferRequest(model_name="iris", infer_inputs=[tensor]))
 
 
 def test_directory_must_hold_exactly_one_model_file_and_the_bundle_metadata(iris_bundle, iris_booster):
@@ -129,3 +129,24 @@ def test_evaluate_reports_accuracy_and_logloss(iris_booster):
     metrics = evaluate(iris_booster, iris.data.astype(np.float32), iris.target)
     assert metrics["accuracy"] > 0.9
     assert 0 < metrics["mlogloss"] < 0.5
+
+
+def test_large_batches_are_answered_off_the_event_loop_with_the_same_result(predictor):
+    import asyncio
+    import threading
+
+    from inference_service.predictor import INLINE_ROWS
+
+    rows = np.tile(np.asarray(ROWS, dtype=np.float32), (INLINE_ROWS, 1))  # 2 x INLINE_ROWS rows
+    threads = []
+    answer = predictor.answer
+
+    def spy(payload):
+        threads.append(threading.current_thread())
+        return answer(payload)
+
+    predictor.answer = spy
+    big = asyncio.run(predictor.predict(_request(rows, list(rows.shape))))
+    small = asyncio.run(predictor.predict(_request(ROWS, [2, 4])))
+    assert threads[0] is not threading.main_thread() and threads[1] is threading.main_thread()
+    np.testing.assert_allclose(big.outputs[0].as_numpy()[:2], small.outputs[0].as_numpy())
