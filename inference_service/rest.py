@@ -65,8 +65,9 @@ class V2Gaps:
                     logger.warning("rejected request: %s", problem)
                     return await _error(send, 400, problem)
                 receive = _replay(body, receive)
-            elif b"content-type" not in found:
-                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+            elif not found.get(b"content-type", b"").strip():  # absent or empty
+                kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+                scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         return await self.app(scope, receive, send)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from data_platform.lake import read_manifest
 from inference_service.client import DEFAULT_INPUT, features_of, infer_grpc, infer_rest, load_request, predicted_classes
 from platform_cli import main as cli
 from platform_core import settings, storage
@@ -66,11 +67,12 @@ def test_served_champion_answers_v2_over_rest_and_grpc(demo):
     rest = infer_rest(settings.serve_url(), name, request)
     assert rest["model_name"] == name and rest["model_version"] == str(version)
     assert rest["id"] == request["id"] and rest["parameters"]["service_version"]
-    assert [c for c, _ in predicted_classes(rest)] == ["setosa", "versicolor", "virginica"]
+    classes = read_manifest(settings.lake_dir(), settings.DATASET.get())["classes"]  # the contract's labels
+    assert [c for c, _ in predicted_classes(rest)] == classes  # input.json holds one row of each class, in order
     grpc = infer_grpc(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}", name, features_of(request))
     assert [o["name"] for o in grpc["outputs"]] == ["probabilities", "label"]
     np.testing.assert_allclose(grpc["outputs"][0]["data"], rest["outputs"][0]["data"], rtol=1e-6)
-    assert grpc["outputs"][1]["data"] == rest["outputs"][1]["data"] == ["setosa", "versicolor", "virginica"]
+    assert grpc["outputs"][1]["data"] == rest["outputs"][1]["data"] == classes
 
 
 def test_model_metadata_names_the_tensors_of_the_served_bundle(demo):
@@ -134,17 +136,6 @@ def test_a_rejected_request_logs_one_line(demo):
     assert "Traceback" not in log
 
 
-def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
-    import json
-
-    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
-    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict"]
-    from platform_core.stack import MODEL_SERVER
-
-    assert MODEL_SERVER.pid() is not None
-    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None
-
-
 def _post(path: str, body: bytes, headers: dict[str, str]):
     import httpx
 
@@ -174,9 +165,20 @@ def test_malformed_bodies_are_400s_with_an_error_and_the_server_keeps_serving(de
 
 
 def test_json_without_content_type_is_read_as_json(demo):
+    import socket
+
     body = DEFAULT_INPUT.read_bytes()
-    response = _post("/infer", body, {"Content-Type": ""})
+    response = _post("/infer", body, {"Content-Type": ""})  # an empty header
     assert response.status_code == 200 and response.json()["outputs"][1]["name"] == "label", response.text
+    # No header at all (what tritonclient's JSON mode sends); httpx always adds one, so a raw request.
+    port, name = settings.SERVE_HTTP_PORT.get(), settings.MODEL_NAME.get()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)  # fmt: skip
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b'"label"' in answer, answer[:300]
 
 
 def test_versioned_routes_answer_for_the_served_version_only(demo):
@@ -203,5 +205,19 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(demo):
         # Only the headers are sent: the answer must come without the server waiting for the body.
         sock.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      f"Content-Length: {claimed}\r\n\r\n".encode())  # fmt: skip
-        answer = sock.recv(4096).decode()
+        answer = ""
+        while "PLATFORM_SERVE_MAX_REQUEST_MB" not in answer and (chunk := sock.recv(4096).decode()):
+            answer += chunk
     assert answer.startswith("HTTP/1.1 413") and "PLATFORM_SERVE_MAX_REQUEST_MB" in answer, answer
+
+
+# Last: it stops the served model the tests above talk to.
+def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
+    import json
+
+    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
+    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict"]
+    from platform_core.stack import MODEL_SERVER
+
+    assert MODEL_SERVER.pid() is not None
+    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None
