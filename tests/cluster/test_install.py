@@ -92,7 +92,7 @@ def test_shellcheck_clean():
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck not installed (apt-get install shellcheck; CI installs it)")
-    scripts = [INSTALL]
+    scripts = [INSTALL, ROOT / "inference_service" / "prediction"]
     res = run([shellcheck, "-x", *map(str, scripts)], cwd=ROOT / "manifests")
     assert res.returncode == 0, res.stdout + res.stderr
 

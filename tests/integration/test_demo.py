@@ -211,6 +211,22 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(demo):
     assert answer.startswith("HTTP/1.1 413") and "PLATFORM_SERVE_MAX_REQUEST_MB" in answer, answer
 
 
+def test_the_curl_script_sends_the_example_and_shows_rejections(demo, tmp_path):
+    import json
+    import os
+    import subprocess
+
+    script = DEFAULT_INPUT.with_name("prediction")
+    env = {**os.environ, "PLATFORM_SERVE_HTTP_PORT": str(settings.SERVE_HTTP_PORT.get())}
+    ok = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert [o["name"] for o in json.loads(ok.stdout)["outputs"]] == ["probabilities", "label"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}')
+    refused = subprocess.run([str(script), str(bad)], capture_output=True, text=True, env=env, timeout=30)
+    assert refused.returncode != 0 and "shape [N, 4]" in json.loads(refused.stdout)["error"]
+
+
 # Last: it stops the served model the tests above talk to.
 def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
     import json
