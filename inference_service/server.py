@@ -50,9 +50,10 @@ class _LoopbackGRPCServer(GRPCServer):
     It also leaves out kserve's LoggingInterceptor, which writes one INFO line per RPC.
     """
 
-    def __init__(self, host: str, *args, **kwargs):
+    def __init__(self, host: str, *args, versions: dict[str, str], **kwargs):
         super().__init__(*args, **kwargs)
         self._host = host
+        self._versions = versions
 
     async def start(self, max_workers: int) -> None:  # max_workers only feeds sync handlers; ours are async
         self._server = aio.server(
@@ -62,11 +63,44 @@ class _LoopbackGRPCServer(GRPCServer):
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_LENGTH),
             ],
         )
-        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        servicer = _VersionedServicer(self._data_plane, self._model_repository_extension, versions=self._versions)
         add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
         self._server.add_insecure_port(f"{self._host}:{self._port}")  # raises if the port is taken
         await self._server.start()
         await self._server.wait_for_termination()
+
+
+class VersionNotServed(ModelNotFound):
+    """A request for a version of a served model that this server does not hold (REST 404, gRPC NOT_FOUND)."""
+
+    def __init__(self, name: str, version: str, served: str):
+        super().__init__(name)
+        self.reason = f"model {name} has no version {version} here (serving {served})"
+
+
+class _VersionedServicer(InferenceServicer):
+    """KServe's gRPC servicer ignores `model_version`; here it must name the served version (or be empty)."""
+
+    def __init__(self, *args, versions: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._versions = versions
+
+    def _check(self, name: str, version: str) -> None:
+        served = self._versions.get(name)
+        if version and served is not None and version != served:
+            raise VersionNotServed(name, version, served)
+
+    async def ModelInfer(self, request, context):  # noqa: N802 - gRPC method name
+        self._check(request.model_name, request.model_version)
+        return await super().ModelInfer(request, context)
+
+    async def ModelMetadata(self, request, context):  # noqa: N802
+        self._check(request.name, request.version)
+        return await super().ModelMetadata(request, context)
+
+    async def ModelReady(self, request, context):  # noqa: N802
+        self._check(request.name, request.version)
+        return await super().ModelReady(request, context)
 
 
 class RepositoryApiDisabled(NotImplementedError):
@@ -117,8 +151,8 @@ class LoopbackModelServer(kserve.ModelServer):
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
         self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
         # KServe's REST app is a module-level FastAPI app; what we add goes on before it serves.
-        versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
-        rest.extend(kserve_app, versions, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
+        self._versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
+        rest.extend(kserve_app, self._versions, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
         super().start(models)
 
     async def _serve(self) -> None:
@@ -134,6 +168,7 @@ class LoopbackModelServer(kserve.ModelServer):
                 self.model_repository_extension,
                 kwargs={},
                 grace_period=self.grace_period,
+                versions=self._versions,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         await super()._serve()

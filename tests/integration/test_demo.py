@@ -227,6 +227,33 @@ def test_the_curl_script_sends_the_example_and_shows_rejections(demo, tmp_path):
     assert refused.returncode != 0 and "shape [N, 4]" in json.loads(refused.stdout)["error"]
 
 
+def test_grpc_answers_for_the_served_version_only_and_rejects_non_finite_input(demo):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    import inference_service.kserve_guard  # noqa: F401
+
+    name = settings.MODEL_NAME.get()
+    version = demo.get_model_version_by_alias(name, "champion").version
+
+    def infer(model_version: str, values: list[float]):
+        tensor = pb.ModelInferRequest.InferInputTensor(name="features", datatype="FP32", shape=[1, 4])
+        tensor.contents.fp32_contents.extend(values)
+        request = pb.ModelInferRequest(model_name=name, model_version=model_version, inputs=[tensor])
+        with grpc.insecure_channel(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}") as channel:
+            return pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+
+    assert infer(str(version), [5.1, 3.5, 1.4, 0.2]).model_version == str(version)
+    for model_version, values, code, message in [
+        (str(int(version) + 100), [5.1, 3.5, 1.4, 0.2], grpc.StatusCode.NOT_FOUND, f"serving {version}"),
+        ("", [5.1, float("nan"), 1.4, 0.2], grpc.StatusCode.INVALID_ARGUMENT, "non-finite"),
+    ]:
+        with pytest.raises(grpc.RpcError) as caught:
+            infer(model_version, values)
+        assert caught.value.code() == code and message in caught.value.details()
+
+
 # Last: it stops the served model the tests above talk to.
 def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
     import json
