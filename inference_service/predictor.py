@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 from kserve.utils.utils import generate_uuid
 
+from inference_service import metrics
 from platform_core import settings
 from platform_core.bundle import read_bundle
 
@@ -81,35 +83,44 @@ class XGBoostPredictor(kserve.Model):
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
         ]
 
+    def _reject(self, reason: str, message: str) -> InvalidInput:
+        """Count a rejection by reason (Prometheus) and build the 400 to raise."""
+        metrics.rejected(self.name, self.version or "", reason)
+        return InvalidInput(message)
+
     def _features(self, payload: InferRequest) -> np.ndarray:
         if len(payload.inputs) != 1:
             names = [t.name for t in payload.inputs]
-            raise InvalidInput(f"expected exactly one input '{INPUT}', got {len(names)}: {names}")
+            raise self._reject("input_count", f"expected exactly one input '{INPUT}', got {len(names)}: {names}")
         tensor = payload.inputs[0]
         if tensor.name != INPUT:
-            raise InvalidInput(f"unknown input '{tensor.name}': this model takes one input '{INPUT}'")
+            raise self._reject("input_name", f"unknown input '{tensor.name}': this model takes one input '{INPUT}'")
         if tensor.datatype not in FLOAT_DATATYPES:
-            raise InvalidInput(f"input '{INPUT}' must be FP32 or FP64, got {tensor.datatype}")
+            raise self._reject("datatype", f"input '{INPUT}' must be FP32 or FP64, got {tensor.datatype}")
         shape = list(tensor.shape)
         if len(shape) != 2 or shape[1] != self._n_features or shape[0] < 1:
-            raise InvalidInput(f"input '{INPUT}' must have shape [N, {self._n_features}] with N >= 1, got {shape}")
+            raise self._reject(
+                "shape", f"input '{INPUT}' must have shape [N, {self._n_features}] with N >= 1, got {shape}"
+            )
         if shape[0] > self.max_rows:
-            raise InvalidInput(
-                f"batch of {shape[0]} rows is over the limit of {self.max_rows} rows (PLATFORM_SERVE_MAX_ROWS)"
+            raise self._reject(
+                "batch_limit",
+                f"batch of {shape[0]} rows is over the limit of {self.max_rows} rows (PLATFORM_SERVE_MAX_ROWS)",
             )
         try:
             features = tensor.as_numpy()
         except (ValueError, TypeError) as err:  # data length or element type does not match the declaration
-            raise InvalidInput(f"input '{INPUT}': {err}") from err
+            raise self._reject("data", f"input '{INPUT}': {err}") from err
         if features.dtype.kind != "f" or features.shape != tuple(shape):
-            raise InvalidInput(f"input '{INPUT}' must hold {shape[0] * shape[1]} numbers in shape {shape}")
+            raise self._reject("data", f"input '{INPUT}' must hold {shape[0] * shape[1]} numbers in shape {shape}")
         if not self.allow_non_finite:
             bad = ~np.isfinite(features)
             if bad.any():
                 row, col = map(int, np.argwhere(bad)[0])
-                raise InvalidInput(
+                raise self._reject(
+                    "non_finite",
                     f"input '{INPUT}' has {int(bad.sum())} non-finite value(s), first at row {row} feature "
-                    f"'{self.feature_names[col]}': NaN and Inf are rejected (PLATFORM_SERVE_ALLOW_NON_FINITE)"
+                    f"'{self.feature_names[col]}': NaN and Inf are rejected (PLATFORM_SERVE_ALLOW_NON_FINITE)",
                 )
         return features
 
@@ -126,6 +137,7 @@ class XGBoostPredictor(kserve.Model):
 
     def answer(self, payload: InferRequest) -> InferResponse:
         """Validate, predict and build the response (the synchronous core of `predict`)."""
+        started = time.perf_counter()
         features = self._features(payload)
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
         proba = np.ascontiguousarray(self._booster.inplace_predict(features), dtype=np.float32)
@@ -138,6 +150,7 @@ class XGBoostPredictor(kserve.Model):
         probabilities.set_data_from_numpy(proba, binary_data=binary)
         label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
         label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
+        metrics.answered(self.name, self.version or "", len(index), time.perf_counter() - started)
         return InferResponse(
             response_id=payload.id or generate_uuid(),
             model_name=self.name,

@@ -22,6 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from inference_service import metrics
+
 logger = logging.getLogger("kserve")
 
 VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
@@ -44,6 +46,7 @@ class V2Gaps:
             name, version = match["name"], match["version"]
             served = self.versions.get(name)
             if served is not None and version != served:
+                metrics.rejected(name, served, "version")
                 return await _error(send, 404, f"model {name} has no version {version} here (serving {served})")
             # The served version, or an unknown model (KServe's unversioned route then answers its own 404).
             plain = f"/v2/models/{name}{match['rest'] or ''}"
@@ -57,18 +60,25 @@ class V2Gaps:
                 problem = (f"request body of {int(length)} bytes is over the limit of {self.max_body >> 20} MiB "
                            "(PLATFORM_SERVE_MAX_REQUEST_MB); send smaller batches")  # fmt: skip
                 logger.warning("rejected request: %s", problem)
+                self._count(path, "body_limit")
                 return await _error(send, 413, problem)
             if BINARY_HEADER in found:
                 body = await _read_body(receive)
                 problem = binary_problem(found[BINARY_HEADER], body)
                 if problem:
                     logger.warning("rejected request: %s", problem)
+                    self._count(path, "binary_body")
                     return await _error(send, 400, problem)
                 receive = _replay(body, receive)
             elif not found.get(b"content-type", b"").strip():  # absent or empty
                 kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
                 scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         return await self.app(scope, receive, send)
+
+    def _count(self, path: str, reason: str) -> None:
+        name = path.split("/")[3] if path.count("/") >= 3 else ""
+        if name in self.versions:  # only served models: arbitrary names must not grow the label set
+            metrics.rejected(name, self.versions[name], reason)
 
 
 ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "UINT32": 4, "INT32": 4,
@@ -143,10 +153,15 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     message = f"malformed request body: {first.get('msg', 'invalid')} at {where}; expected a v2 inference request"
     logger.warning("rejected request: %s", message)
+    name = request.path_params.get("model_name", "")
+    versions = getattr(request.app.state, "served_versions", {})
+    if name in versions:
+        metrics.rejected(name, versions[name], "malformed_json")
     return JSONResponse(status_code=400, content={"error": message})
 
 
 def extend(app: FastAPI, versions: dict[str, str], max_body: int) -> None:
     """Install the middleware and the 400 handler on KServe's app (before it starts serving)."""
+    app.state.served_versions = versions
     app.add_middleware(V2Gaps, versions=versions, max_body=max_body)
     app.add_exception_handler(RequestValidationError, _invalid_body)

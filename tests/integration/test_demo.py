@@ -254,6 +254,20 @@ def test_grpc_answers_for_the_served_version_only_and_rejects_non_finite_input(d
         assert caught.value.code() == code and message in caught.value.details()
 
 
+def test_metrics_count_answers_and_rejections_by_reason_per_version(demo):
+    import httpx
+
+    name = settings.MODEL_NAME.get()
+    version = demo.get_model_version_by_alias(name, "champion").version
+    text = httpx.get(f"{settings.serve_url()}/metrics", timeout=10).text
+    labels = f'model="{name}",version="{version}"'
+    # The tests above sent good requests and bad ones of each kind to this server.
+    assert f'platform_inference_requests_total{{{labels},outcome="ok"}}' in text
+    for reason in ("shape", "malformed_json", "binary_body", "body_limit", "version"):
+        assert f'platform_inference_rejections_total{{{labels},reason="{reason}"}}' in text, reason
+    assert f"platform_inference_seconds_count{{{labels}}}" in text
+
+
 # Last: it stops the served model the tests above talk to.
 def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
     import json

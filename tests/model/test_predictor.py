@@ -150,3 +150,20 @@ def test_large_batches_are_answered_off_the_event_loop_with_the_same_result(pred
     small = asyncio.run(predictor.predict(_request(ROWS, [2, 4])))
     assert threads[0] is not threading.main_thread() and threads[1] is threading.main_thread()
     np.testing.assert_allclose(big.outputs[0].as_numpy()[:2], small.outputs[0].as_numpy())
+
+
+def test_answers_and_rejections_are_counted_per_model_version_and_reason(predictor):
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, {"model": "iris", "version": "7", **labels}) or 0.0
+
+    before = (sample("platform_inference_rows_total"), sample("platform_inference_rejections_total", reason="shape"),
+              sample("platform_inference_requests_total", outcome="ok"))  # fmt: skip
+    predictor.answer(_request(ROWS, [2, 4]))
+    with pytest.raises(InvalidInput):
+        predictor.answer(_request([[1.0, 2.0, 3.0]], [1, 3]))
+    assert sample("platform_inference_rows_total") == before[0] + 2
+    assert sample("platform_inference_rejections_total", reason="shape") == before[1] + 1
+    assert sample("platform_inference_requests_total", outcome="ok") == before[2] + 1
+    assert sample("platform_inference_seconds_count") >= 1

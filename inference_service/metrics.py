@@ -1,0 +1,29 @@
+"""Prometheus metrics of the served model, on KServe's own `/metrics` (its default registry).
+
+Per model and registry version: requests by outcome, rejections by reason, rows predicted and prediction
+latency. The canary analysis compares revisions on exactly these series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LABELS = ("model", "version")
+REQUESTS = Counter("platform_inference_requests", "Inference requests by outcome (ok / rejected)", [*LABELS, "outcome"])
+REJECTIONS = Counter("platform_inference_rejections", "Rejected inference requests by reason", [*LABELS, "reason"])
+ROWS = Counter("platform_inference_rows", "Rows predicted", LABELS)
+LATENCY = Histogram(
+    "platform_inference_seconds", "Time to validate, predict and build one response", LABELS,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)  # fmt: skip
+
+
+def rejected(model: str, version: str, reason: str) -> None:
+    REQUESTS.labels(model, version, "rejected").inc()
+    REJECTIONS.labels(model, version, reason).inc()
+
+
+def answered(model: str, version: str, rows: int, seconds: float) -> None:
+    REQUESTS.labels(model, version, "ok").inc()
+    ROWS.labels(model, version).inc(rows)
+    LATENCY.labels(model, version).observe(seconds)
