@@ -28,6 +28,7 @@ from kserve.errors import InvalidInput
 from kserve.utils.utils import generate_uuid
 
 from inference_service import metrics
+from inference_service.prediction_log import PredictionLog
 from platform_core import settings
 from platform_core.bundle import read_bundle
 
@@ -52,6 +53,7 @@ class XGBoostPredictor(kserve.Model):
         self._class_names = np.array([], dtype=object)
         self.max_rows = settings.SERVE_MAX_ROWS.get()
         self.allow_non_finite = settings.SERVE_ALLOW_NON_FINITE.get()
+        self.prediction_log = PredictionLog(Path(), rate=0.0)  # replaced by load()
 
     def load(self) -> bool:
         files = sorted(p for p in self.model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
@@ -70,6 +72,8 @@ class XGBoostPredictor(kserve.Model):
             )
         self._class_names = np.array([c.encode() for c in self.classes], dtype=object)
         self.version = self.version or str(bundle["registry_version"])
+        log_path = settings.state_dir() / "logs" / f"predictions-{self.name}-v{self.version}.jsonl"
+        self.prediction_log = PredictionLog(log_path, settings.SERVE_PREDICTION_LOG_RATE.get())
         self.ready = True
         return self.ready
 
@@ -151,6 +155,7 @@ class XGBoostPredictor(kserve.Model):
         label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
         label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
         metrics.answered(self.name, self.version or "", len(index), time.perf_counter() - started)
+        self.prediction_log.record(self.name, self.version or "", payload.id or "", features, index, self.classes)
         return InferResponse(
             response_id=payload.id or generate_uuid(),
             model_name=self.name,

@@ -103,6 +103,10 @@ SERVE_MAX_ROWS = _Setting(
 SERVE_MAX_REQUEST_MB = _Setting(
     "PLATFORM_SERVE_MAX_REQUEST_MB", int, 64, "Largest inference request body (MiB); larger -> 413 before parsing"
 )  # fmt: skip
+SERVE_PREDICTION_LOG_RATE = _Setting(
+    "PLATFORM_SERVE_PREDICTION_LOG_RATE", float, 0.0,
+    "Share of answered requests written to <state>/logs/predictions-<model>-v<version>.jsonl (0 = off, 1 = all)",
+)  # fmt: skip
 SERVE_ALLOW_NON_FINITE = _Setting(
     "PLATFORM_SERVE_ALLOW_NON_FINITE", _bool, False,
     "Accept NaN/Inf features (XGBoost reads NaN as 'missing'); off: such rows are rejected with a 400",

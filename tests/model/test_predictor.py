@@ -167,3 +167,28 @@ def test_answers_and_rejections_are_counted_per_model_version_and_reason(predict
     assert sample("platform_inference_rejections_total", reason="shape") == before[1] + 1
     assert sample("platform_inference_requests_total", outcome="ok") == before[2] + 1
     assert sample("platform_inference_seconds_count") >= 1
+
+
+def test_prediction_log_samples_answers_into_the_state_dir(iris_bundle, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PLATFORM_SERVE_PREDICTION_LOG_RATE", "1")
+    model = XGBoostPredictor("iris", iris_bundle)
+    model.load()
+    model.answer(_request(ROWS, [2, 4]))
+    with pytest.raises(InvalidInput):
+        model.answer(_request([[1.0, 2.0, 3.0]], [1, 3]))  # rejected requests are not predictions
+    (line,) = (tmp_path / "state" / "logs" / "predictions-iris-v7.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["id"] == "req-1" and record["rows"] == 2 and record["labels"] == ["setosa", "virginica"]
+    assert record["label_counts"] == {"setosa": 1, "versicolor": 0, "virginica": 1}
+    np.testing.assert_allclose(record["inputs"], ROWS, rtol=1e-6)
+
+
+def test_prediction_log_is_off_by_default(iris_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path / "state"))
+    model = XGBoostPredictor("iris", iris_bundle)
+    model.load()
+    model.answer(_request(ROWS, [2, 4]))
+    assert not (tmp_path / "state" / "logs").exists()
