@@ -268,6 +268,66 @@ def test_metrics_count_answers_and_rejections_by_reason_per_version(demo):
     assert f"platform_inference_seconds_count{{{labels}}}" in text
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_tritonclient_http_works_in_json_and_binary_mode(demo, binary):
+    import tritonclient.http as triton
+
+    name, rows = settings.MODEL_NAME.get(), features_of(load_request(DEFAULT_INPUT))
+    client = triton.InferenceServerClient(f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}")
+    try:
+        assert client.is_server_ready() and client.is_model_ready(name)
+        assert [t["name"] for t in client.get_model_metadata(name)["outputs"]] == ["probabilities", "label"]
+        tensor = triton.InferInput("features", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows, binary_data=binary)
+        outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")]
+        result = client.infer(name, [tensor], outputs=outputs, request_id="triton-1")
+    finally:
+        client.close()
+    assert result.as_numpy("probabilities").shape == (3, 3)
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label").tolist()]
+    assert labels == read_manifest(settings.lake_dir(), settings.DATASET.get())["classes"]
+    assert result.get_response()["id"] == "triton-1"
+
+
+def test_tritonclient_grpc_works(demo):
+    import tritonclient.grpc as triton
+
+    name, rows = settings.MODEL_NAME.get(), features_of(load_request(DEFAULT_INPUT))
+    client = triton.InferenceServerClient(f"127.0.0.1:{settings.SERVE_GRPC_PORT.get()}")
+    try:
+        assert client.is_model_ready(name)
+        tensor = triton.InferInput("features", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        result = client.infer(name, [tensor])
+    finally:
+        client.close()
+    assert result.as_numpy("probabilities").shape == (3, 3) and len(result.as_numpy("label")) == 3
+
+
+def test_kserve_rest_client_works_with_binary_tensors(demo):
+    import asyncio
+
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    import inference_service.kserve_guard  # noqa: F401
+
+    name, rows = settings.MODEL_NAME.get(), features_of(load_request(DEFAULT_INPUT))
+
+    async def call():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=10))
+        try:
+            tensor = InferInput("features", list(rows.shape), "FP32")
+            tensor.set_data_from_numpy(rows, binary_data=True)
+            request = InferRequest(model_name=name, infer_inputs=[tensor], parameters={"binary_data_output": True})
+            return await client.infer(settings.serve_url(), request, model_name=name)
+        finally:
+            await client.close()
+
+    result = asyncio.run(call())
+    assert [o.name for o in result.outputs] == ["probabilities", "label"]
+    assert result.outputs[0].as_numpy().shape == (3, 3)
+
+
 # Last: it stops the served model the tests above talk to.
 def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
     import json
