@@ -5,7 +5,8 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
   served version is routed to the model's endpoints and any other version gets 404 with `{"error"}`.
 - A JSON body without a Content-Type header (tritonclient's JSON mode sends none) is read as JSON unless the
   binary-extension header says otherwise; KServe would take it for a binary payload and answer 400.
-- Malformed or empty JSON gets 400 `{"error": ...}` like every other rejection, not FastAPI's 422 `{"detail"}`.
+- Malformed or empty JSON gets 400 `{"error": ...}` like every other rejection, not FastAPI's 422 `{"detail"}`;
+  FastAPI's own errors (unknown route, wrong method, unparsable body) carry `{"error"}` too.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
 - A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
 
@@ -21,6 +22,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference_service import metrics
 
@@ -160,8 +162,16 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
     return JSONResponse(status_code=400, content={"error": message})
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own errors (unknown route, wrong method, unparsable body) in the same {"error"} shape."""
+    if exc.status_code < 500:
+        logger.warning("rejected request: %s %s: %s", request.method, request.url.path, exc.detail)
+    return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+
+
 def extend(app: FastAPI, versions: dict[str, str], max_body: int) -> None:
     """Install the middleware and the 400 handler on KServe's app (before it starts serving)."""
     app.state.served_versions = versions
     app.add_middleware(V2Gaps, versions=versions, max_body=max_body)
     app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
