@@ -74,3 +74,54 @@ def test_no_generated_request_gets_a_5xx_and_every_4xx_carries_an_error(served):
                 assert mode is GenerationMode.NEGATIVE, operation.label
     assert not problems, "\n".join(problems[:10])
     assert any(400 <= s < 500 for s in seen) and any(s == 200 for s in seen)  # both kinds were exercised
+
+
+def _server_rss() -> int:
+    import psutil
+
+    from platform_core.stack import MODEL_SERVER
+
+    processes = [psutil.Process(MODEL_SERVER.pid()), *psutil.Process(MODEL_SERVER.pid()).children(recursive=True)]
+    return sum(p.memory_info().rss for p in processes if "inference_service.server" in " ".join(p.cmdline()))
+
+
+def test_a_bounded_load_gets_no_errors_and_does_not_grow_the_server(served):
+    """8 loopback clients for a fixed time, batch 1 and batch 256: zero failed requests, RSS growth < 10%."""
+    import threading
+    import time
+
+    import httpx
+    import numpy as np
+
+    url = f"{settings.serve_url()}/v2/models/{served.model_name}/infer"
+    rng = np.random.default_rng(0)
+
+    def body(rows: int) -> dict:
+        data = rng.uniform(0.1, 8.0, size=(rows, 4)).astype(np.float32)
+        return {"inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP32", "data": data.ravel().tolist()}]}
+
+    bodies = [body(1), body(256)]
+    with httpx.Client() as warm:  # first requests allocate caches: measure from a warm server
+        for b in bodies * 20:
+            warm.post(url, json=b, timeout=10).raise_for_status()
+    before = _server_rss()
+    counts, failures, stop = [], [], time.monotonic() + 6
+
+    def client(index: int) -> None:
+        done = 0
+        with httpx.Client() as http:
+            while time.monotonic() < stop:
+                response = http.post(url, json=bodies[index % 2], timeout=10)
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+                done += 1
+        counts.append(done)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = _server_rss()
+    assert not failures and sum(counts) > 100, (failures[:5], sum(counts))
+    assert after < before * 1.10, f"RSS grew {before >> 20} -> {after >> 20} MiB over {sum(counts)} requests"
