@@ -16,6 +16,18 @@ DEFAULT_INPUT = Path(__file__).with_name("input.json")
 INPUT, PROBABILITIES, LABEL = "features", "probabilities", "label"
 
 
+def _run(coro):
+    """asyncio.run, also from code that already runs an event loop (a Jupyter kernel): then on a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def load_request(path: str | Path = DEFAULT_INPUT) -> dict:
     try:
         request = json.loads(Path(path).read_text())
@@ -70,7 +82,7 @@ def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: floa
             return await client.infer(InferRequest(model_name=model_name, infer_inputs=[tensor]))
 
     try:
-        result = asyncio.run(call())
+        result = _run(call())
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             raise ServiceUnavailable(f"no model server answers gRPC at {target}", "run `task serve`") from exc
@@ -98,3 +110,44 @@ def predicted_classes(response: dict) -> list[tuple[str, float]]:
     rows = np.asarray(proba["data"], dtype=float).reshape(proba["shape"])
     labels = output(response, LABEL)["data"]
     return [(str(label), float(row.max())) for label, row in zip(labels, rows, strict=True)]
+
+
+def metadata(base_url: str, model_name: str, timeout: float = 10.0) -> dict:
+    """GET /v2/models/<name>: the served tensors' names, datatypes and shapes."""
+    try:
+        response = httpx.get(f"{base_url.rstrip('/')}/v2/models/{model_name}", timeout=timeout)
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable(f"no model server answers at {base_url}", "run `task serve`") from exc
+    if response.status_code != 200:
+        raise PlatformError(f"model server answered {response.status_code}: {response.text}", "check the model name")
+    return response.json()
+
+
+def infer_binary(base_url: str, model_name: str, features: np.ndarray, timeout: float = 10.0) -> dict[str, np.ndarray]:
+    """v2 infer with the binary tensor extension both ways (no JSON numbers): output name -> array."""
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    import inference_service.kserve_guard  # noqa: F401
+
+    async def call():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=timeout))
+        try:
+            tensor = InferInput(INPUT, list(features.shape), "FP32")
+            tensor.set_data_from_numpy(features.astype(np.float32), binary_data=True)
+            binary_out = {"binary_data_output": True}
+            request = InferRequest(model_name=model_name, infer_inputs=[tensor], parameters=binary_out)
+            return await client.infer(base_url, request, model_name=model_name)
+        finally:
+            await client.close()
+
+    result = _run(call())
+    return {o.name: o.as_numpy() for o in result.outputs}
+
+
+def served_metrics(base_url: str, timeout: float = 10.0) -> dict[tuple[str, tuple], float]:
+    """The platform's series from the server's Prometheus /metrics: (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(text)
+            if family.name.startswith("platform_inference") for s in family.samples}  # fmt: skip

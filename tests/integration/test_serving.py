@@ -1,6 +1,9 @@
-"""Schema-driven fuzzing of the served model's REST API against the Open Inference Protocol spec (upstream copy in
-../shared/specs/oip/, read in place): whatever schemathesis generates, valid or not, gets no 5xx, and every 4xx
-carries {"error"}. The spec's path placeholders are filled with the served model's name and version in memory."""
+"""The served model under fuzzing, load and its notebook.
+
+Schema-driven fuzzing of the REST API against the Open Inference Protocol spec (upstream copy in ../shared/specs/oip/,
+read in place): whatever schemathesis generates, valid or not, gets no 5xx, and every 4xx carries {"error"}. The
+spec's path placeholders are filled with the served model's name and version in memory. A bounded load must not
+fail or grow the server; inference_service/notebooks/serve.ipynb runs top to bottom against it."""
 
 from __future__ import annotations
 
@@ -125,3 +128,29 @@ def test_a_bounded_load_gets_no_errors_and_does_not_grow_the_server(served):
     after = _server_rss()
     assert not failures and sum(counts) > 100, (failures[:5], sum(counts))
     assert after < before * 1.10, f"RSS grew {before >> 20} -> {after >> 20} MiB over {sum(counts)} requests"
+
+
+NOTEBOOK = settings.REPO_ROOT / "inference_service" / "notebooks" / "serve.ipynb"
+
+
+def test_serve_notebook_is_committed_without_outputs():
+    import json
+
+    code = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+
+
+def test_serve_notebook_executes_against_the_served_model(served):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    # The kernel inherits this process's environment: the session's state dir, ports and logins.
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()  # fmt: skip
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "inputs features FP32 [-1, 4]" in text and "outputs label BYTES [-1]" in text
+    assert "(3000, 3)" in text and "['probabilities', 'label']" in text
+    assert "platform_inference_requests_total" in text and "'outcome': 'ok'" in text
