@@ -3,25 +3,15 @@
 Runs the same `demo` command a user runs (via ./setup-env demo), against the session's private stack.
 """
 
-import mlflow
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 
 from data_platform.lake import read_manifest
 from inference_service.client import DEFAULT_INPUT, features_of, infer_grpc, infer_rest, load_request, predicted_classes
-from platform_cli import main as cli
 from platform_core import settings, storage
 from platform_core.errors import PlatformError
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def demo(local_stack, spark):
-    cli.demo()
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return MlflowClient()
 
 
 def test_every_trial_is_an_ended_mlflow_run_and_finished_ones_have_their_model_on_s3(demo):
@@ -326,15 +316,3 @@ def test_kserve_rest_client_works_with_binary_tensors(demo):
     result = asyncio.run(call())
     assert [o.name for o in result.outputs] == ["probabilities", "label"]
     assert result.outputs[0].as_numpy().shape == (3, 3)
-
-
-# Last: it stops the served model the tests above talk to.
-def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
-    import json
-
-    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
-    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict"]
-    from platform_core.stack import MODEL_SERVER
-
-    assert MODEL_SERVER.pid() is not None
-    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None

@@ -17,25 +17,16 @@ from platform_core import settings
 pytestmark = [pytest.mark.integration]
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "oip" / "open_inference_rest.yaml"
-EXAMPLES = 40  # per operation and mode: bounded, so the suite's time stays bounded
+EXAMPLES = 25  # per operation and mode: bounded, so the suite's time stays bounded
 
 
 @pytest.fixture(scope="module")
-def served(local_stack, spark):
-    """@champion served again (the e2e module stops its server at the end)."""
-    from inference_service import cli as serving_cli
-    from platform_core.errors import PlatformError
-    from platform_core.stack import MODEL_SERVER
+def served(demo):
+    """The demo's served model (@champion), as the demo left it running."""
+    from types import SimpleNamespace
 
-    try:
-        served = serving_cli.serve()
-    except PlatformError:  # no champion yet (this module run alone): the demo makes and serves one
-        from platform_cli import main as cli
-
-        cli.demo()
-        served = serving_cli.serve()
-    yield served
-    MODEL_SERVER.stop()
+    name = settings.MODEL_NAME.get()
+    return SimpleNamespace(model_name=name, version=str(demo.get_model_version_by_alias(name, "champion").version))
 
 
 def test_no_generated_request_gets_a_5xx_and_every_4xx_carries_an_error(served):
@@ -154,3 +145,15 @@ def test_serve_notebook_executes_against_the_served_model(served):
     assert "inputs features FP32 [-1, 4]" in text and "outputs label BYTES [-1]" in text
     assert "(3000, 3)" in text and "['probabilities', 'label']" in text
     assert "platform_inference_requests_total" in text and "'outcome': 'ok'" in text
+
+
+# Last: it stops the served model the tests above (and test_demo) talk to.
+def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
+    import json
+
+    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
+    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict"]
+    from platform_core.stack import MODEL_SERVER
+
+    assert MODEL_SERVER.pid() is not None
+    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None
