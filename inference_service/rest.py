@@ -10,7 +10,7 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
 - A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
 
-Both run as one plain ASGI middleware (no per-request Starlette wrapper) and one exception handler.
+All of it is one plain ASGI middleware (no per-request Starlette wrapper) and two exception handlers.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ BINARY_HEADER = b"inference-header-content-length"
 
 
 class V2Gaps:
-    """ASGI middleware: versioned routes to the served version, JSON without Content-Type."""
+    """ASGI middleware: versioned routes, body limit, binary-extension checks, JSON without Content-Type."""
 
     def __init__(self, app, versions: dict[str, str], max_body: int):
         self.app = app
@@ -65,7 +65,10 @@ class V2Gaps:
                 self._count(path, "body_limit")
                 return await _error(send, 413, problem)
             if BINARY_HEADER in found:
-                body = await _read_body(receive)
+                body = await _read_body(receive, self.max_body)
+                if body is None:  # a chunked body (no Content-Length) that went over the limit
+                    self._count(path, "body_limit")
+                    return await _error(send, 413, f"request body is over the limit of {self.max_body >> 20} MiB")
                 problem = binary_problem(found[BINARY_HEADER], body)
                 if problem:
                     logger.warning("rejected request: %s", problem)
@@ -121,11 +124,14 @@ def binary_problem(header_length: bytes, body: bytes) -> str | None:
     return None
 
 
-async def _read_body(receive) -> bytes:
-    chunks, more = [], True
+async def _read_body(receive, limit: int) -> bytes | None:
+    chunks, size, more = [], 0, True
     while more:
         message = await receive()
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
         more = message.get("more_body", False)
     return b"".join(chunks)
 
