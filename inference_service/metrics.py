@@ -23,7 +23,19 @@ def rejected(model: str, version: str, reason: str) -> None:
     REJECTIONS.labels(model, version, reason).inc()
 
 
-def answered(model: str, version: str, rows: int, seconds: float) -> None:
-    REQUESTS.labels(model, version, "ok").inc()
-    ROWS.labels(model, version).inc(rows)
-    LATENCY.labels(model, version).observe(seconds)
+class Served:
+    """The series of one served model version, bound once at load: answering touches no label lookups."""
+
+    def __init__(self, model: str, version: str):
+        self.model, self.version = model, version
+        self._ok = REQUESTS.labels(model, version, "ok")
+        self._rows = ROWS.labels(model, version)
+        self._latency = LATENCY.labels(model, version)
+
+    def answered(self, rows: int, seconds: float) -> None:
+        self._ok.inc()
+        self._rows.inc(rows)
+        self._latency.observe(seconds)
+
+    def rejected(self, reason: str) -> None:
+        rejected(self.model, self.version, reason)

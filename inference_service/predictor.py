@@ -54,6 +54,7 @@ class XGBoostPredictor(kserve.Model):
         self.max_rows = settings.SERVE_MAX_ROWS.get()
         self.allow_non_finite = settings.SERVE_ALLOW_NON_FINITE.get()
         self.prediction_log = PredictionLog(Path(), rate=0.0)  # replaced by load()
+        self.metrics: metrics.Served | None = None  # bound by load(), once the version is known
 
     def load(self) -> bool:
         files = sorted(p for p in self.model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
@@ -74,6 +75,7 @@ class XGBoostPredictor(kserve.Model):
         self.version = self.version or str(bundle["registry_version"])
         log_path = settings.state_dir() / "logs" / f"predictions-{self.name}-v{self.version}.jsonl"
         self.prediction_log = PredictionLog(log_path, settings.SERVE_PREDICTION_LOG_RATE.get())
+        self.metrics = metrics.Served(self.name, self.version)
         self.ready = True
         return self.ready
 
@@ -89,7 +91,7 @@ class XGBoostPredictor(kserve.Model):
 
     def _reject(self, reason: str, message: str) -> InvalidInput:
         """Count a rejection by reason (Prometheus) and build the 400 to raise."""
-        metrics.rejected(self.name, self.version or "", reason)
+        self.metrics.rejected(reason)
         return InvalidInput(message)
 
     def _features(self, payload: InferRequest) -> np.ndarray:
@@ -154,7 +156,7 @@ class XGBoostPredictor(kserve.Model):
         probabilities.set_data_from_numpy(proba, binary_data=binary)
         label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
         label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
-        metrics.answered(self.name, self.version or "", len(index), time.perf_counter() - started)
+        self.metrics.answered(len(index), time.perf_counter() - started)
         self.prediction_log.record(self.name, self.version or "", payload.id or "", features, index, self.classes)
         return InferResponse(
             response_id=payload.id or generate_uuid(),
