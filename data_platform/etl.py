@@ -86,6 +86,16 @@ def _sources(files: list[str]) -> list[dict]:
     return [{"path": str(Path(f).resolve()), "bytes": os.path.getsize(f), "sha256": sha256_file(f)} for f in files]
 
 
+def _size_partitions(spark, files: list[str]) -> None:
+    """One shuffle partition per PLATFORM_SPARK_PARTITION_MB of local input, at least 4: the key window sorts
+    a partition at a time, and 4 of them ran out of a 2g heap at 10M rows. Remote inputs keep the session's."""
+    if any(lake_store.is_remote(f) for f in files):
+        return
+    size = sum(os.path.getsize(f) for f in files)
+    partitions = max(4, -(-size // (settings.SPARK_PARTITION_MB.get() << 20)))
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+
+
 def _hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -100,6 +110,7 @@ def run_etl(raw: str, lake: str, dataset: str | None = None, valid: float | None
     cuts = split_cuts(valid, test)
     files = source_files(raw)
     spark = get_session()
+    _size_partitions(spark, files)
     checked = validate(read_records(spark, files, contract), contract, valid, test)
     # Spilled to disk rather than recomputed: counting, statistics and both writes reuse the parsed rows.
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)

@@ -142,9 +142,9 @@ CONTRACTS_DIR = _Setting("PLATFORM_CONTRACTS_DIR", Path, REPO_ROOT / "contracts"
 SPLIT_VALID = _Setting("PLATFORM_SPLIT_VALID", float, 0.15, "Share of rows in the validation split (row-key hash)")
 SPLIT_TEST = _Setting("PLATFORM_SPLIT_TEST", float, 0.15, "Share of rows in the test split (row-key hash)")
 SPARK_MASTER = _Setting("PLATFORM_SPARK_MASTER", str, "local[*]", "Spark master of a local ETL run")
-SPARK_SHUFFLE_PARTITIONS = _Setting(
-    "PLATFORM_SPARK_SHUFFLE_PARTITIONS", int, 32,
-    "Shuffle partitions of the ETL (adaptive execution merges small ones; 4 ran out of a 2g heap at 10M rows)",
+SPARK_PARTITION_MB = _Setting(
+    "PLATFORM_SPARK_PARTITION_MB", int, 64,
+    "Raw input per ETL shuffle partition (at least 4): 4 partitions ran out of a 2g heap at 10M rows (1.5 GB)",
 )  # fmt: skip
 SPARK_DRIVER_MEMORY = _Setting("PLATFORM_SPARK_DRIVER_MEMORY", str, "2g", "Heap of a local ETL run (driver = executor)")
 SPARK_IMAGE = _Setting(
