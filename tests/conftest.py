@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.processes import free_port
-
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
@@ -42,6 +40,18 @@ def free_port_block(size: int, offset: int) -> int:
     raise RuntimeError("no free port block")
 
 
+def quiet_port() -> int:
+    """A free port in 20000-30000: outside the kernel's ephemeral range and Ray's worker ports (10002-19999), so
+    no client socket or Ray worker takes a service's port while a test has that service stopped."""
+    while (port := free_port_block(1, offset=0)) in _TAKEN:
+        pass
+    _TAKEN.add(port)
+    return port
+
+
+_TAKEN: set[int] = set()
+
+
 def _is_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -59,9 +69,9 @@ def isolated_settings(tmp_path_factory) -> Path:
     env = {
         "PLATFORM_STATE_DIR": str(state),
         "PLATFORM_S3_PORT": str(base),
-        "PLATFORM_MLFLOW_PORT": str(free_port()),
-        "PLATFORM_SERVE_HTTP_PORT": str(free_port()),
-        "PLATFORM_SERVE_GRPC_PORT": str(free_port()),
+        "PLATFORM_MLFLOW_PORT": str(quiet_port()),
+        "PLATFORM_SERVE_HTTP_PORT": str(quiet_port()),
+        "PLATFORM_SERVE_GRPC_PORT": str(quiet_port()),
         "PLATFORM_TUNE_SAMPLES": "2",
         "PLATFORM_TUNE_MAX_ROUNDS": "15",
     }
