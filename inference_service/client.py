@@ -9,11 +9,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from inference_service.tensors import INPUT, LABEL, PROBABILITIES
 from platform_core.errors import DataError, PlatformError, ServiceUnavailable
 
 DEFAULT_INPUT = Path(__file__).with_name("input.json")
-# The model's tensor names (inference_service.predictor declares them in its metadata).
-INPUT, PROBABILITIES, LABEL = "features", "probabilities", "label"
 
 
 def _run(coro):

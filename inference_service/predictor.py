@@ -29,14 +29,12 @@ from kserve.utils.utils import generate_uuid
 
 from inference_service import metrics
 from inference_service.prediction_log import PredictionLog
+from inference_service.tensors import INPUT, LABEL, LABEL_AS_INDEX, PROBABILITIES
 from platform_core import settings
 from platform_core.bundle import read_bundle
 
 MODEL_SUFFIXES = (".ubj", ".json", ".bst")
 FLOAT_DATATYPES = ("FP32", "FP64")
-INPUT = "features"
-PROBABILITIES, LABEL = "probabilities", "label"
-LABEL_AS_INDEX = "label_as_index"  # request parameter: `label` as INT64 class indices instead of names
 SERVICE_VERSION = importlib.metadata.version("kfserve-bundle")
 INLINE_ROWS = 4096  # larger batches are predicted off the event loop
 

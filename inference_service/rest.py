@@ -19,9 +19,14 @@ import json
 import logging
 import re
 
+import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+
+# isort: split
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kserve.errors import ModelNotFound
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference_service import metrics
@@ -30,6 +35,14 @@ logger = logging.getLogger("kserve")
 
 VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 BINARY_HEADER = b"inference-header-content-length"
+
+
+class VersionNotServed(ModelNotFound):
+    """A request for a version of a served model that this server does not hold (REST 404, gRPC NOT_FOUND)."""
+
+    def __init__(self, name: str, version: str, served: str):
+        super().__init__(name)
+        self.reason = f"model {name} has no version {version} here (serving {served})"
 
 
 class V2Gaps:
@@ -49,7 +62,7 @@ class V2Gaps:
             served = self.versions.get(name)
             if served is not None and version != served:
                 metrics.rejected(name, served, "version")
-                return await _error(send, 404, f"model {name} has no version {version} here (serving {served})")
+                return await _error(send, 404, VersionNotServed(name, version, served).reason)
             # The served version, or an unknown model (KServe's unversioned route then answers its own 404).
             plain = f"/v2/models/{name}{match['rest'] or ''}"
             scope = {**scope, "path": plain, "raw_path": plain.encode()}

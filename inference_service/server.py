@@ -39,6 +39,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from inference_service import rest
 from inference_service.predictor import XGBoostPredictor
+from inference_service.rest import VersionNotServed
 from platform_core import settings
 from platform_core.errors import PlatformError
 from platform_core.stack import MODEL_SERVER
@@ -68,14 +69,6 @@ class _LoopbackGRPCServer(GRPCServer):
         self._server.add_insecure_port(f"{self._host}:{self._port}")  # raises if the port is taken
         await self._server.start()
         await self._server.wait_for_termination()
-
-
-class VersionNotServed(ModelNotFound):
-    """A request for a version of a served model that this server does not hold (REST 404, gRPC NOT_FOUND)."""
-
-    def __init__(self, name: str, version: str, served: str):
-        super().__init__(name)
-        self.reason = f"model {name} has no version {version} here (serving {served})"
 
 
 class _VersionedServicer(InferenceServicer):
