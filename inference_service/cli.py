@@ -14,20 +14,158 @@ from platform_core.progress import console, done, new_app, step
 app = new_app(__doc__)
 
 
-@app.command()
-def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion"):
-    """Serve an exported version with KServe's ModelServer (v2 REST + gRPC) on 127.0.0.1."""
-    from inference_service.server import start_server
-    from ml_platform.export import serving_uri
+canary_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Canary rollout of the InferenceService: start, set, promote, rollback, status, auto.",
+)
+app.add_typer(canary_app, name="canary")
+
+
+def _version_of(alias: str) -> str:
     from ml_platform.registry import resolve_alias
 
-    health.connect(s3=True)
+    if settings.profile() == "local":
+        health.connect(s3=True)
+    return resolve_alias(settings.MODEL_NAME.get(), alias)
+
+
+def _ensure_bundle(version: str) -> None:
+    """The bundle of `version` on S3, exported now if it is not there yet (export is idempotent)."""
+    from ml_platform.export import MODEL_FILE, export_version, serving_uri
+    from platform_core import storage
+
     name = settings.MODEL_NAME.get()
-    version = resolve_alias(name, alias)
-    with step(f"Starting the model server for {name} v{version}"):
-        served = start_server(name, version, serving_uri(name, version))
-    done(f"serving {served.model_name} v{served.version}: REST {served.rest_url}, gRPC {served.grpc_target}")
-    return served
+    if not storage.list_keys(f"{serving_uri(name, version)}/{MODEL_FILE}"):
+        with step(f"Exporting the serving bundle of {name} v{version}"):
+            export_version(name, version)
+
+
+def _show(status: dict, kubectl: str) -> None:
+    console.print(f"[dim]kubectl equivalent: {kubectl}[/dim]")
+    for entry in status.get("traffic", []):
+        tag = f" (tag {entry['tag']})" if entry.get("tag") else ""
+        console.print(f"  {entry['revisionName']}: {entry['percent']}%{tag}")
+
+
+@app.command()
+def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion"):
+    """Serve an alias's version at 100% behind the serving proxy (a new revision; the old one drains and stops)."""
+    from inference_service import canary
+
+    version = _version_of(alias)
+    _ensure_bundle(version)
+    name = settings.MODEL_NAME.get()
+    with step(f"Rolling out {name} v{version}"):
+        status, change = canary.serve(version)
+    _show(status, change.kubectl())
+    done(f"serving {name} v{version} as {status['latestRolledoutRevision']}: REST {settings.serve_url()}, "
+         f"gRPC {settings.HOST.get()}:{settings.SERVE_GRPC_PORT.get()}")  # fmt: skip
+    return status
+
+
+@canary_app.command("start")
+def canary_start(
+    alias: Annotated[str, typer.Option(help="Registry alias of the version to try")] = "challenger",
+    percent: Annotated[int, typer.Option(help="Share of the traffic the canary gets")] = 10,
+):
+    """A new revision of the alias's version next to the served one, with PERCENT of the traffic."""
+    from inference_service import canary
+
+    version = _version_of(alias)
+    _ensure_bundle(version)
+    with step(f"Starting a canary revision of v{version} at {percent}%"):
+        status, change = canary.start(version, percent)
+    _show(status, change.kubectl())
+    done(f"canary {status['latestCreatedRevision']} (v{version}) takes {percent}% of the traffic")
+    return status
+
+
+@canary_app.command("set")
+def canary_set(percent: Annotated[int, typer.Argument(help="The canary's new share of the traffic (0..100)")]):
+    """Give the canary PERCENT of the traffic (0 = roll back)."""
+    from inference_service import canary
+
+    status, change = canary.set_weight(percent)
+    _show(status, change.kubectl())
+    done(f"canary at {percent}%")
+    return status
+
+
+@canary_app.command("promote")
+def canary_promote():
+    """The canary takes all traffic; @champion moves to its version when it is the gated @challenger."""
+    from inference_service import canary
+
+    with step("Promoting the canary"):
+        status, change, champion = canary.promote()
+    _show(status, change.kubectl())
+    registry = f"; @champion is now v{champion}" if champion else "; registry unchanged (canary is not @challenger)"
+    done(f"promoted {status['latestRolledoutRevision']} to 100%{registry}")
+    return status
+
+
+@canary_app.command("rollback")
+def canary_rollback():
+    """All traffic back to the stable revision; the canary stops after its drain. The registry is untouched."""
+    from inference_service import canary
+
+    with step("Rolling back the canary"):
+        status, change = canary.rollback()
+    _show(status, change.kubectl())
+    done(f"rolled back: {status['latestRolledoutRevision']} takes 100%")
+    return status
+
+
+@canary_app.command("status")
+def canary_status():
+    """Revisions, versions, traffic, and per revision: requests, error rate, p50/p95 latency."""
+    from rich.table import Table
+
+    from inference_service import canary
+    from inference_service.revision_metrics import revision_stats
+
+    status = canary.status()
+    percents = {t["revisionName"]: t["percent"] for t in status.get("traffic", [])}
+    table = Table("revision", "version", "state", "traffic", "requests", "errors", "p50 ms", "p95 ms")
+    for rev in status.get("revisions", []):
+        stats = revision_stats(rev) if rev.get("state") == "running" else None
+        summary = stats.summary() if stats else {}
+        rate = summary.get("success_rate")
+        table.add_row(rev["name"], str(rev["version"]), rev.get("state", "-"), f"{percents.get(rev['name'], 0)}%",
+                      str(summary.get("requests", "-")), "-" if rate is None else f"{1 - rate:.1%}",
+                      str(summary.get("p50_ms", "-")), str(summary.get("p95_ms", "-")))  # fmt: skip
+    console.print(table)
+    console.print(f"[dim]kubectl equivalent: {canary.kubectl_get()}[/dim]")
+    return status
+
+
+@canary_app.command("auto")
+def canary_auto(
+    load: Annotated[bool, typer.Option(help="Top up quiet steps with bounded loopback load")] = True,
+):
+    """Metric-gated rollout: step weights, compare canary with stable, promote or roll back; writes a report."""
+    from inference_service import analysis
+
+    policy = analysis.Policy.from_settings(load=load)
+    console.print(
+        f"steps {policy.steps}%, {policy.interval_s:g}s each, rollback after {policy.threshold} failed checks"
+    )
+    report = analysis.run(policy, progress=console.print)
+    verdict = "[green]promoted[/green]" if report.verdict == "promoted" else "[red]rolled back[/red]"
+    done(f"canary {report.canary['revision']} (v{report.canary['version']}) {verdict}; report: {report.path}")
+    return report
+
+
+@app.command("render-k8s")
+def render_k8s():
+    """Write the cluster InferenceService (manifests/serving/inferenceservice.yaml) from the settings."""
+    from inference_service import isvc
+
+    isvc.MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    isvc.MANIFEST.write_text(isvc.render_manifest())
+    done(f"wrote {isvc.MANIFEST.relative_to(settings.REPO_ROOT)}")
 
 
 @app.command()

@@ -12,6 +12,17 @@ LABELS = ("model", "version")
 REQUESTS = Counter("platform_inference_requests", "Inference requests by outcome (ok / rejected)", [*LABELS, "outcome"])
 REJECTIONS = Counter("platform_inference_rejections", "Rejected inference requests by reason", [*LABELS, "reason"])
 ROWS = Counter("platform_inference_rows", "Rows predicted", LABELS)
+PREDICTED = Counter(
+    "platform_inference_predicted", "Rows predicted per class (the canary's distribution check)", [*LABELS, "label"]
+)
+# Whole-request series of a revision (set by the revision middleware, faults included): what canary analysis reads.
+REVISION_REQUESTS = Counter(
+    "platform_revision_requests", "Inference requests per revision by status class", ["revision", "code"]
+)
+REVISION_SECONDS = Histogram(
+    "platform_revision_request_seconds", "Inference request time per revision, as the server saw it", ["revision"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)  # fmt: skip
 LATENCY = Histogram(
     "platform_inference_seconds", "Time to validate, predict and build one response", LABELS,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
@@ -31,11 +42,19 @@ class Served:
         self._ok = REQUESTS.labels(model, version, "ok")
         self._rows = ROWS.labels(model, version)
         self._latency = LATENCY.labels(model, version)
+        self._predicted: list = []
 
-    def answered(self, rows: int, seconds: float) -> None:
+    def classes(self, names: list[str]) -> None:
+        self._predicted = [PREDICTED.labels(self.model, self.version, name) for name in names]
+
+    def answered(self, rows: int, seconds: float, counts=None) -> None:
         self._ok.inc()
         self._rows.inc(rows)
         self._latency.observe(seconds)
+        if counts is not None:
+            for series, n in zip(self._predicted, counts, strict=False):
+                if n:
+                    series.inc(int(n))
 
     def rejected(self, reason: str) -> None:
         rejected(self.model, self.version, reason)

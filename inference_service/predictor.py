@@ -74,6 +74,7 @@ class XGBoostPredictor(kserve.Model):
         log_path = settings.state_dir() / "logs" / f"predictions-{self.name}-v{self.version}.jsonl"
         self.prediction_log = PredictionLog(log_path, settings.SERVE_PREDICTION_LOG_RATE.get())
         self.metrics = metrics.Served(self.name, self.version)
+        self.metrics.classes(self.classes)
         self.ready = True
         return self.ready
 
@@ -154,7 +155,8 @@ class XGBoostPredictor(kserve.Model):
         probabilities.set_data_from_numpy(proba, binary_data=binary)
         label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
         label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
-        self.metrics.answered(len(index), time.perf_counter() - started)
+        counts = np.bincount(index, minlength=len(self.classes))
+        self.metrics.answered(len(index), time.perf_counter() - started, counts)
         self.prediction_log.record(self.name, self.version or "", payload.id or "", features, index, self.classes)
         return InferResponse(
             response_id=payload.id or generate_uuid(),

@@ -1,8 +1,7 @@
-"""The local model server: KServe's ModelServer bound to loopback, run as a background process.
+"""One revision's model server: KServe's ModelServer bound to loopback (`python -m inference_service.server`).
 
-`start_server` downloads the model with KServe's own storage initializer (the code an InferenceService runs
-for `storageUri`), starts `python -m inference_service.server` detached and waits for v2 readiness;
-`platform down` stops it with the rest of the stack.
+`inference_service.revisions` starts one per revision, detached, behind the serving proxy; `platform down`
+stops them with the rest of the stack.
 
 Written against kserve==0.21.0: the loopback binding relies on ModelServer internals (`_serve`,
 `_rest_server`, GRPCServer attributes), so re-verify it when kserve is upgraded.
@@ -13,16 +12,13 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import shutil
-import sys
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
 
 # isort: split
 
-import httpx
 import kserve
 from grpc import aio
 from kserve import PredictorConfig
@@ -37,12 +33,12 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
-from inference_service import rest
+from inference_service import metrics, rest
 from inference_service.predictor import XGBoostPredictor
 from inference_service.rest import VersionNotServed
+from inference_service.revision_http import HEADER as REVISION_HEADER
+from inference_service.revision_http import Faults, Revision
 from platform_core import settings
-from platform_core.errors import PlatformError
-from platform_core.stack import MODEL_SERVER
 
 
 class _LoopbackGRPCServer(GRPCServer):
@@ -51,10 +47,11 @@ class _LoopbackGRPCServer(GRPCServer):
     It also leaves out kserve's LoggingInterceptor, which writes one INFO line per RPC.
     """
 
-    def __init__(self, host: str, *args, versions: dict[str, str], **kwargs):
+    def __init__(self, host: str, *args, versions: dict[str, str], revision: str, **kwargs):
         super().__init__(*args, **kwargs)
         self._host = host
         self._versions = versions
+        self._revision = revision
 
     async def start(self, max_workers: int) -> None:  # max_workers only feeds sync handlers; ours are async
         self._server = aio.server(
@@ -64,7 +61,9 @@ class _LoopbackGRPCServer(GRPCServer):
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_LENGTH),
             ],
         )
-        servicer = _VersionedServicer(self._data_plane, self._model_repository_extension, versions=self._versions)
+        servicer = _VersionedServicer(
+            self._data_plane, self._model_repository_extension, versions=self._versions, revision=self._revision
+        )
         add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
         self._server.add_insecure_port(f"{self._host}:{self._port}")  # raises if the port is taken
         await self._server.start()
@@ -72,11 +71,13 @@ class _LoopbackGRPCServer(GRPCServer):
 
 
 class _VersionedServicer(InferenceServicer):
-    """KServe's gRPC servicer ignores `model_version`; here it must name the served version (or be empty)."""
+    """KServe's gRPC servicer ignores `model_version`; here it must name the served version (or be empty).
+    As a revision it also names itself in the initial metadata and counts its inference calls."""
 
-    def __init__(self, *args, versions: dict[str, str], **kwargs):
+    def __init__(self, *args, versions: dict[str, str], revision: str, **kwargs):
         super().__init__(*args, **kwargs)
         self._versions = versions
+        self._revision = revision
 
     def _check(self, name: str, version: str) -> None:
         served = self._versions.get(name)
@@ -85,7 +86,20 @@ class _VersionedServicer(InferenceServicer):
 
     async def ModelInfer(self, request, context):  # noqa: N802 - gRPC method name
         self._check(request.model_name, request.model_version)
-        return await super().ModelInfer(request, context)
+        if not self._revision:
+            return await super().ModelInfer(request, context)
+        await context.send_initial_metadata(((REVISION_HEADER.decode(), self._revision),))
+        started, code = time.perf_counter(), "5xx"
+        try:
+            answer = await super().ModelInfer(request, context)
+            code = "2xx"
+            return answer
+        except (InvalidInput, ModelNotFound):
+            code = "4xx"
+            raise
+        finally:
+            metrics.REVISION_REQUESTS.labels(self._revision, code).inc()
+            metrics.REVISION_SECONDS.labels(self._revision).observe(time.perf_counter() - started)
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         self._check(request.name, request.version)
@@ -132,10 +146,14 @@ class _LoadedDataPlane(DataPlane):
 class LoopbackModelServer(kserve.ModelServer):
     """ModelServer whose REST and gRPC listeners bind `host` instead of 0.0.0.0 / [::]."""
 
-    def __init__(self, host: str = "127.0.0.1", enable_grpc: bool = True, repository_api: bool = False, **kwargs):
+    def __init__(
+        self, host: str = "127.0.0.1", enable_grpc: bool = True, repository_api: bool = False, revision: str = "",
+        faults: Faults | None = None, **kwargs,
+    ):  # fmt: skip
         # The stock gRPC server is disabled and replaced by _LoopbackGRPCServer in _serve().
         super().__init__(enable_grpc=False, **kwargs)
         self.host = host
+        self.revision, self.faults = revision, faults or Faults()
         self._loopback_grpc = enable_grpc
         if not repository_api:
             self.model_repository_extension = _DisabledRepository(model_registry=self.registered_models)
@@ -146,6 +164,8 @@ class LoopbackModelServer(kserve.ModelServer):
         # KServe's REST app is a module-level FastAPI app; what we add goes on before it serves.
         self._versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
         rest.extend(kserve_app, self._versions, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
+        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
+            kserve_app.add_middleware(Revision, revision=self.revision, faults=self.faults)
         super().start(models)
 
     async def _serve(self) -> None:
@@ -162,6 +182,7 @@ class LoopbackModelServer(kserve.ModelServer):
                 kwargs={},
                 grace_period=self.grace_period,
                 versions=self._versions,
+                revision=self.revision,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         await super()._serve()
@@ -201,6 +222,7 @@ def serve(
     grpc_port: int | None,
     host: str = "127.0.0.1",
     grace_period: int = 5,
+    revision: str = "",
 ) -> None:
     """Load the model and block serving it until SIGTERM/SIGINT. grpc_port=None disables gRPC."""
     # Configured before ModelServer exists: it only sets up logging when the kserve logger has no handlers.
@@ -216,6 +238,8 @@ def serve(
         grpc_port=grpc_port or 0,
         enable_grpc=grpc_port is not None,
         repository_api=settings.SERVE_REPOSITORY_API.get(),
+        revision=revision,
+        faults=Faults.parse(settings.SERVE_FAULTS.get()),
         workers=1,
         max_threads=1,
         max_asyncio_workers=2,
@@ -232,53 +256,6 @@ def serve(
     server.start([model])
 
 
-@dataclass
-class Served:
-    """What the local server answers with."""
-
-    model_name: str
-    version: str
-    storage_uri: str
-    rest_url: str
-    grpc_target: str
-    pid: int
-
-
-def download(storage_uri: str, model_name: str, version: str) -> Path:
-    """Fetch a serving bundle with KServe's storage initializer into the state dir."""
-    from kserve_storage import Storage  # heavy import (cloud SDKs); only this step needs it
-
-    target = settings.state_dir() / "serving" / model_name / version
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    settings.apply_client_env()
-    try:
-        Storage.download(storage_uri, str(target))
-    except RuntimeError as exc:  # kserve_storage's way of saying "nothing there"
-        raise PlatformError(f"no serving bundle at {storage_uri}: {exc}", "run `task export`") from exc
-    return target
-
-
-def start_server(model_name: str, version: str, storage_uri: str) -> Served:
-    """(Re)start the local server on `storage_uri`; returns once v2 readiness answers."""
-    model_dir = download(storage_uri, model_name, version)
-    MODEL_SERVER.stop()  # one model server at a time locally; a new version replaces the old
-    host, http_port, grpc_port = settings.HOST.get(), settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()
-    argv = [
-        sys.executable, "-m", "inference_service.server", "--model-name", model_name, "--model-dir", str(model_dir),
-        "--version", version, "--host", host, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-    ]  # fmt: skip
-    # One OpenMP thread: the server shares two cores with its clients.
-    pid = MODEL_SERVER.start(argv, env={"OMP_NUM_THREADS": "1"})
-    url = settings.serve_url()
-    MODEL_SERVER.wait_ready(
-        lambda: httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=2).status_code == 200,
-        timeout=120,
-        what=f"model server for {model_name}",
-    )
-    return Served(model_name, version, storage_uri, url, f"{host}:{grpc_port}", pid)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve one XGBoost model over Open Inference Protocol v2")
     parser.add_argument("--model-name", required=True)
@@ -287,8 +264,12 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--host", default=settings.HOST.get())
+    parser.add_argument("--revision", default="", help="Name this server answers as (x-platform-revision)")
     args = parser.parse_args()
-    serve(args.model_name, args.model_dir, args.version, args.http_port, args.grpc_port, host=args.host)
+    serve(
+        args.model_name, args.model_dir, args.version, args.http_port, args.grpc_port, host=args.host,
+        revision=args.revision,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

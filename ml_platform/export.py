@@ -77,7 +77,10 @@ def bundle_metadata(model_name: str, version: str) -> dict[str, Any]:
 
 
 def export_model(model_name: str, alias: str = CHAMPION) -> Exported:
-    version = resolve_alias(model_name, alias)
+    return export_version(model_name, resolve_alias(model_name, alias))
+
+
+def export_version(model_name: str, version: str) -> Exported:
     bundle = bundle_metadata(model_name, version)
     booster = mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
     uri = serving_uri(model_name, version)

@@ -136,6 +136,50 @@ GATE_CONFIG = _Setting(
 )
 NOTEBOOK_PORT = _Setting("PLATFORM_NOTEBOOK_PORT", int, None, "JupyterLab port of `task notebook` (default: free)")
 
+# --- serving revisions and canary rollout (inference_service) -------------------------------------
+K8S_NAMESPACE = _Setting(
+    "PLATFORM_K8S_NAMESPACE", str, "ml-platform", "Namespace of the platform's workloads on a cluster"
+)
+SERVE_SERVICE_ACCOUNT = _Setting(
+    "PLATFORM_SERVE_SERVICE_ACCOUNT", str, "kserve-s3", "Service account of the InferenceService (S3 credentials)"
+)  # fmt: skip
+SERVE_CPU = _Setting(
+    "PLATFORM_SERVE_CPU", str, "500m", "CPU request (limit: twice) of a predictor replica on a cluster"
+)
+SERVE_MEMORY = _Setting("PLATFORM_SERVE_MEMORY", str, "1Gi", "Memory request = limit of a predictor replica")
+SERVE_MIN_REPLICAS = _Setting("PLATFORM_SERVE_MIN_REPLICAS", int, 1, "Fewest predictor replicas per revision")
+SERVE_MAX_REPLICAS = _Setting("PLATFORM_SERVE_MAX_REPLICAS", int, 3, "Most predictor replicas per revision")
+SERVE_FAULTS = _Setting(
+    "PLATFORM_SERVE_FAULTS", str, "",
+    "Fault injection into a revision to rehearse a bad rollout, e.g. `error_rate=0.3,delay_ms=200` (empty = off)",
+)  # fmt: skip
+CANARY_STEPS = _Setting("PLATFORM_CANARY_STEPS", str, "10,25,50", "Canary weights `canary auto` walks through (%)")
+CANARY_MAX_WEIGHT = _Setting("PLATFORM_CANARY_MAX_WEIGHT", int, 50, "Last weight analysed before promotion (%)")
+CANARY_INTERVAL_S = _Setting("PLATFORM_CANARY_INTERVAL_S", float, 3.0, "Seconds of traffic analysed per step")
+CANARY_THRESHOLD = _Setting("PLATFORM_CANARY_THRESHOLD", int, 2, "Failed checks before `canary auto` rolls back")
+CANARY_MIN_REQUESTS = _Setting(
+    "PLATFORM_CANARY_MIN_REQUESTS", int, 30,
+    "Requests each revision must answer per step; below it `canary auto` sends its own loopback load",
+)  # fmt: skip
+CANARY_MIN_SUCCESS = _Setting("PLATFORM_CANARY_MIN_SUCCESS", float, 0.99, "Lowest canary success rate (non-5xx share)")
+CANARY_MAX_LATENCY_RATIO = _Setting(
+    "PLATFORM_CANARY_MAX_LATENCY_RATIO", float, 2.0, "Highest canary p95 / stable p95 (plus the slack below)"
+)  # fmt: skip
+CANARY_LATENCY_SLACK_MS = _Setting(
+    "PLATFORM_CANARY_LATENCY_SLACK_MS", float, 25.0, "Canary p95 may exceed the ratio by this much (histogram buckets)"
+)  # fmt: skip
+CANARY_MAX_PSI = _Setting(
+    "PLATFORM_CANARY_MAX_PSI", float, 0.2, "Highest population stability index of the predicted class, canary vs stable"
+)  # fmt: skip
+CANARY_DRAIN_S = _Setting("PLATFORM_CANARY_DRAIN_S", float, 2.0, "Seconds a revision drains after losing its traffic")
+CANARY_WAIT_S = _Setting(
+    "PLATFORM_CANARY_WAIT_S", float, 300.0, "Seconds a cluster command waits for the traffic it asked for"
+)  # fmt: skip
+PROMETHEUS_URL = _Setting(
+    "PLATFORM_PROMETHEUS_URL", str, "http://prometheus-operated.monitoring.svc:9090",
+    "Prometheus the cluster's canary analysis queries (revisions' platform_revision_* series)",
+)  # fmt: skip
+
 # --- datasets (contracts, ETL, splits, lake versions) ---------------------------------------------
 DATASET = _Setting("PLATFORM_DATASET", str, "iris", "Dataset name = contract <contracts dir>/<name>.yaml")
 CONTRACTS_DIR = _Setting("PLATFORM_CONTRACTS_DIR", Path, REPO_ROOT / "contracts", "Where dataset contracts live")

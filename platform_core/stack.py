@@ -19,8 +19,23 @@ from platform_core.processes import Daemon
 
 SEAWEED = Daemon("seaweedfs", ports=seaweed.all_ports)
 MLFLOW = Daemon("mlflow", ports=lambda: (settings.MLFLOW_PORT.get(),))
-# Started by inference_service.server, stopped with the stack.
-MODEL_SERVER = Daemon("model-server", ports=lambda: (settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()))
+# Started by inference_service (the proxy on the public serving ports, one process per revision behind it),
+# stopped with the stack.
+SERVING_PROXY = Daemon("serving-proxy", ports=lambda: (settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()))
+REVISION_PREFIX = "revision-"
+
+
+def revision_daemons() -> list[Daemon]:
+    """Every revision that has a PID file (running or not), oldest first."""
+    run = settings.state_dir() / "run"
+    return [Daemon(p.stem) for p in sorted(run.glob(f"{REVISION_PREFIX}*.pid"))]
+
+
+def _revision_url(daemon: Daemon) -> str:
+    try:
+        return daemon.pid_file.with_suffix(".url").read_text().strip()
+    except FileNotFoundError:
+        return "-"
 
 
 def notebook_info() -> dict:
@@ -97,7 +112,10 @@ def up() -> list[ServiceStatus]:
 
 def down() -> list[str]:
     """Stop what `up`, `serve` and `notebook` started, newest first. Returns the names of those that were running."""
-    return [d.name for d in (NOTEBOOK, MODEL_SERVER, MLFLOW, SEAWEED) if d.stop()]
+    stopped = [d.name for d in (NOTEBOOK, SERVING_PROXY, *revision_daemons(), MLFLOW, SEAWEED) if d.stop()]
+    for daemon in revision_daemons():
+        daemon.pid_file.with_suffix(".url").unlink(missing_ok=True)
+    return stopped
 
 
 def status() -> list[ServiceStatus]:
@@ -105,7 +123,8 @@ def status() -> list[ServiceStatus]:
     for name, daemon, url in (
         ("seaweedfs (S3)", SEAWEED, settings.s3_endpoint()),
         ("mlflow", MLFLOW, settings.tracking_uri()),
-        ("model server (v2)", MODEL_SERVER, settings.serve_url()),
+        ("serving proxy (v2, Caddy)", SERVING_PROXY, settings.serve_url()),
+        *((f"revision {d.name.removeprefix(REVISION_PREFIX)}", d, _revision_url(d)) for d in revision_daemons()),
         ("notebook (JupyterLab)", NOTEBOOK, notebook_info().get("url", "-")),
     ):
         state = daemon.state()
