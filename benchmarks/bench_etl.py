@@ -136,8 +136,10 @@ def _measure(engine: str, raw: str, contracts: str) -> dict:
         watcher.join()
         log.close()
         if proc.returncode != 0:
-            tail = Path(f"{out}/stderr.log").read_text().strip().splitlines()[-5:]
-            raise SystemExit(f"{engine} run failed (exit {proc.returncode}):\n" + "\n".join(tail))
+            lines = Path(f"{out}/stderr.log").read_text().strip().splitlines()
+            # A JVM failure ends in stack frames; the cause is the first Error/Exception line.
+            causes = [line for line in lines if ("Error" in line or "Exception" in line) and not line.startswith("\t")]
+            raise SystemExit(f"{engine} run failed (exit {proc.returncode}):\n" + "\n".join(causes[:3] + lines[-5:]))
         return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mb": peak / 2**20}
 
 

@@ -111,7 +111,7 @@ def _revisions(status: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _source(can: dict[str, str], stable: dict[str, str]):
-    revisions = {r["revision"]: (r["url"], r["version"]) for r in (can, stable)}
+    revisions = {r["revision"]: r["url"] for r in (can, stable)}
     if settings.profile() == "cluster":
         return PrometheusSource(settings.PROMETHEUS_URL.get(), revisions)
     return LocalSource(revisions)

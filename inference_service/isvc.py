@@ -58,6 +58,8 @@ def render(model_name: str, version: str, storage_uri: str, canary_percent: int 
                 model=V1beta1ModelSpec(
                     name="kserve-container",  # KServe's own name for the predictor container
                     model_format=V1beta1ModelFormat(name="xgboost"),
+                    # This platform's predictor (its metrics drive the canary analysis), not KServe's stock one.
+                    runtime=settings.SERVE_RUNTIME.get(),
                     protocol_version="v2",
                     storage_uri=storage_uri,
                     resources=V1ResourceRequirements(

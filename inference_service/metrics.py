@@ -6,14 +6,22 @@ latency. The canary analysis compares revisions on exactly these series.
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Histogram
+
+# The revision this process serves: Knative sets K_REVISION in every revision's container; the local revision
+# controller sets it the same way. Empty for a server that is no revision.
+REVISION = os.environ.get("K_REVISION", "")
 
 LABELS = ("model", "version")
 REQUESTS = Counter("platform_inference_requests", "Inference requests by outcome (ok / rejected)", [*LABELS, "outcome"])
 REJECTIONS = Counter("platform_inference_rejections", "Rejected inference requests by reason", [*LABELS, "reason"])
 ROWS = Counter("platform_inference_rows", "Rows predicted", LABELS)
 PREDICTED = Counter(
-    "platform_inference_predicted", "Rows predicted per class (the canary's distribution check)", [*LABELS, "label"]
+    "platform_inference_predicted",
+    "Rows predicted per class (the canary's distribution check)",
+    [*LABELS, "revision", "label"],
 )
 # Whole-request series of a revision (set by the revision middleware, faults included): what canary analysis reads.
 REVISION_REQUESTS = Counter(
@@ -45,7 +53,7 @@ class Served:
         self._predicted: list = []
 
     def classes(self, names: list[str]) -> None:
-        self._predicted = [PREDICTED.labels(self.model, self.version, name) for name in names]
+        self._predicted = [PREDICTED.labels(self.model, self.version, REVISION, name) for name in names]
 
     def answered(self, rows: int, seconds: float, counts=None) -> None:
         self._ok.inc()

@@ -82,7 +82,7 @@ def psi(expected: dict[str, float], actual: dict[str, float]) -> float | None:
     return total
 
 
-def parse(text: str, revision: str, version: str) -> Stats:
+def parse(text: str, revision: str) -> Stats:
     """The revision's series out of a Prometheus exposition."""
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -94,7 +94,7 @@ def parse(text: str, revision: str, version: str) -> Stats:
                 stats.codes[labels["code"]] = stats.codes.get(labels["code"], 0.0) + s.value
             elif s.name == "platform_revision_request_seconds_bucket" and labels.get("revision") == revision:
                 stats.buckets[float(labels["le"])] = s.value
-            elif s.name == "platform_inference_predicted_total" and labels.get("version") == version:
+            elif s.name == "platform_inference_predicted_total" and labels.get("revision") == revision:
                 stats.predicted[labels["label"]] = stats.predicted.get(labels["label"], 0.0) + s.value
     return stats
 
@@ -102,15 +102,14 @@ def parse(text: str, revision: str, version: str) -> Stats:
 class LocalSource:
     """Snapshots of each revision's own /metrics; a window's stats are after minus before."""
 
-    def __init__(self, revisions: dict[str, tuple[str, str]]):  # name -> (url, version)
+    def __init__(self, revisions: dict[str, str]):  # name -> url
         self.revisions = revisions
         self._before: dict[str, Stats] = {}
 
     def scrape(self, name: str) -> Stats:
-        url, version = self.revisions[name]
-        answer = httpx.get(f"{url}/metrics", timeout=5)
+        answer = httpx.get(f"{self.revisions[name]}/metrics", timeout=5)
         answer.raise_for_status()
-        return parse(answer.text, name, version)
+        return parse(answer.text, name)
 
     def start(self) -> None:
         self._before = {}
@@ -128,7 +127,7 @@ class LocalSource:
 class PrometheusSource:
     """The same series from a Prometheus server (cluster mode): increases over the window since `start`."""
 
-    def __init__(self, url: str, revisions: dict[str, tuple[str, str]]):
+    def __init__(self, url: str, revisions: dict[str, str]):
         self.url, self.revisions = url.rstrip("/"), revisions
         self._started = time.time()
 
@@ -150,7 +149,6 @@ class PrometheusSource:
 
     def measure(self, name: str) -> Stats:
         window = f"{max(int(time.time() - self._started), 1)}s"
-        _url, version = self.revisions[name]
         stats = Stats()
         for row in self._query(
             f'sum by (code) (increase(platform_revision_requests_total{{revision="{name}"}}[{window}]))'
@@ -159,7 +157,7 @@ class PrometheusSource:
         query = f'sum by (le) (increase(platform_revision_request_seconds_bucket{{revision="{name}"}}[{window}]))'
         for row in self._query(query):
             stats.buckets[float(row["metric"]["le"])] = float(row["value"][1])
-        query = f'sum by (label) (increase(platform_inference_predicted_total{{version="{version}"}}[{window}]))'
+        query = f'sum by (label) (increase(platform_inference_predicted_total{{revision="{name}"}}[{window}]))'
         for row in self._query(query):
             stats.predicted[row["metric"]["label"]] = float(row["value"][1])
         return stats
@@ -167,7 +165,7 @@ class PrometheusSource:
 
 def revision_stats(revision: dict[str, Any]) -> Stats | None:
     """Everything a running revision answered so far (local: since it started; cluster: the last 5 minutes)."""
-    revisions = {revision["name"]: (revision.get("url", ""), str(revision.get("version", "")))}
+    revisions = {revision["name"]: revision.get("url", "")}
     if settings.profile() == "cluster":
         source = PrometheusSource(settings.PROMETHEUS_URL.get(), revisions)
         source._started = time.time() - 300

@@ -128,7 +128,8 @@ def _start(state: State, model_name: str, version: str, storage_uri: str) -> Rev
     ]  # fmt: skip
     daemon = rev.daemon
     # One OpenMP thread: revisions share two cores with each other and their clients.
-    daemon.start(argv, env={"OMP_NUM_THREADS": "1"})
+    # K_REVISION: what Knative tells a revision's container its name is.
+    daemon.start(argv, env={"OMP_NUM_THREADS": "1", "K_REVISION": rev.name})
     (daemon.pid_file.with_suffix(".url")).write_text(rev.url)
     try:
         daemon.wait_ready(

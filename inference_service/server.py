@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--host", default=settings.HOST.get())
-    parser.add_argument("--revision", default="", help="Name this server answers as (x-platform-revision)")
+    parser.add_argument("--revision", default=metrics.REVISION, help="Revision name to answer as (default: K_REVISION)")
     args = parser.parse_args()
     serve(
         args.model_name, args.model_dir, args.version, args.http_port, args.grpc_port, host=args.host,

@@ -19,12 +19,15 @@ def tune(
     max_rounds: Annotated[int | None, typer.Option(help="Max boosting rounds per trial")] = None,
     config: Annotated[Path | None, typer.Option(help="Search config YAML (default: ml_platform/search.yaml)")] = None,
     resume: Annotated[bool, typer.Option(help="Finish the interrupted search (same parent run)")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the search (default: the config's / PLATFORM_SEED)")] = None,
 ):
     """Ray Tune search (ASHA + seeded Optuna) over XGBoost hyperparameters; trials are MLflow runs."""
     from ml_platform import search_config
 
     # A bad config or a stopped stack fails before Ray and MLflow are imported (~15 s on 2 cores).
     loaded = None if resume else search_config.load(config)
+    if loaded is not None and seed is not None:
+        loaded = loaded.with_overrides(seed=seed)
     health.connect()
     from ml_platform.tune import run_tune
 

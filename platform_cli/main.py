@@ -33,19 +33,37 @@ for sub_app in (stack_cli.app, data_cli.app, ml_cli.app, serving_cli.app):
     app.add_typer(sub_app)
 
 
+def _second_round() -> None:
+    """A second search (next seed) through the gate; a passing challenger goes out as a 10% canary that the
+    automatic analysis promotes or rolls back. A rejected one ends the demo with the first model serving."""
+    from inference_service.cli import canary_auto, canary_start
+    from ml_platform.gate import GateRejected
+    from ml_platform.search_config import load
+
+    ml_cli.tune(seed=load(None).with_overrides().seed + 1)
+    try:
+        ml_cli.gate(promote=False)
+    except GateRejected as exc:
+        console.print(f"[yellow]the second model did not pass the gate ({exc.message}); the first keeps serving[/]")
+        return
+    canary_start(alias="challenger", percent=10)
+    canary_auto(load=True)
+
+
 @app.command()
 def demo() -> None:
-    """End to end: up, ETL, tune, gate (promotes on pass), export, serve, predict. Leaves the stack running."""
-    # No canary locally: a challenger that passes the gate is promoted to champion right away.
+    """End to end: up, ETL, tune, gate, export, serve v1; a second search, gate, canary at 10%, automatic analysis
+    (promote or roll back), predict. Leaves the stack running."""
     stages = (("up", stack_cli.up), ("etl", data_cli.etl), ("tune", ml_cli.tune),
               ("gate", lambda: ml_cli.gate(promote=True)), ("export", ml_cli.export), ("serve", serving_cli.serve),
+              ("predict", serving_cli.predict), ("canary", _second_round),
               ("predict", serving_cli.predict))  # fmt: skip
     timings: dict[str, float] = {}
     for name, command in stages:
         console.rule(f"[bold]{name}")
         start = time.monotonic()
         response = command()
-        timings[name] = round(time.monotonic() - start, 1)
+        timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))
     console.rule("[bold green]demo finished")
     table = Table("stage", "seconds")
@@ -55,10 +73,10 @@ def demo() -> None:
     console.print(table)
     console.print(
         f"Model [bold]{response['model_name']}[/] version [bold]{response['model_version']}[/] is serving v2 at "
-        f"{settings.serve_url()}/v2/models/{response['model_name']}/infer\n"
+        f"{settings.serve_url()}/v2/models/{response['model_name']}/infer (through the serving proxy)\n"
         f"MLflow UI: {settings.tracking_uri()} (log in with `task mlflow:credentials`)   "
         f"state dir: {settings.state_dir()}\n"
-        "Try `task predict`, `task status`; stop everything with `task down`."
+        "Try `task predict`, `task canary:status`, `task status`; stop everything with `task down`."
     )
 
 

@@ -143,6 +143,9 @@ K8S_NAMESPACE = _Setting(
 SERVE_SERVICE_ACCOUNT = _Setting(
     "PLATFORM_SERVE_SERVICE_ACCOUNT", str, "kserve-s3", "Service account of the InferenceService (S3 credentials)"
 )  # fmt: skip
+SERVE_RUNTIME = _Setting(
+    "PLATFORM_SERVE_RUNTIME", str, "platform-xgboost", "KServe ServingRuntime of the predictor (manifests/serving/)"
+)  # fmt: skip
 SERVE_CPU = _Setting(
     "PLATFORM_SERVE_CPU", str, "500m", "CPU request (limit: twice) of a predictor replica on a cluster"
 )

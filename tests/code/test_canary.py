@@ -1,0 +1,175 @@
+"""The canary's pure parts: the InferenceService renderer, the proxy config, metric arithmetic (histogram
+quantiles, PSI, exposition parsing) and the analysis checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+
+from inference_service import analysis, isvc, proxy
+from inference_service.revision_http import Faults
+from inference_service.revision_metrics import Stats, histogram_quantile, parse, psi
+from platform_core import settings
+from platform_core.errors import ConfigError
+
+CRDS = settings.REPO_ROOT.parent / "shared" / "specs" / "crds"
+_RENDER = [n for n in settings.REGISTRY if n.startswith(("PLATFORM_SERVE_", "PLATFORM_K8S_"))]
+
+
+@pytest.fixture
+def defaults(monkeypatch):
+    for name in [*_RENDER, "PLATFORM_MODEL_NAME", "PLATFORM_BUCKET"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_committed_inferenceservice_is_the_rendered_one(defaults):
+    assert isvc.MANIFEST.read_text() == isvc.render_manifest(), "stale: run `task serving:render-k8s`"
+
+
+def _isvc_schema() -> dict:
+    doc = yaml.safe_load((CRDS / "serving.kserve.io_inferenceservices.yaml").read_text())
+    return next(v for v in doc["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"upstream CRDs not present at {CRDS} (see ../shared/specs/SOURCES.md)")
+@pytest.mark.parametrize("percent", [None, 0, 10, 100])
+def test_rendered_inferenceservice_validates_against_the_kserve_crd(defaults, percent):
+    import jsonschema
+
+    spec = isvc.render("iris-xgboost", "7", "s3://mlops/serving/iris-xgboost/v7", percent)
+    jsonschema.validate(spec, _isvc_schema())
+    predictor = spec["spec"]["predictor"]
+    assert predictor.get("canaryTrafficPercent") == percent
+    assert predictor["model"]["protocolVersion"] == "v2"
+    assert predictor["model"]["storageUri"] == "s3://mlops/serving/iris-xgboost/v7"
+    assert predictor["model"]["modelFormat"] == {"name": "xgboost"}
+    assert spec["metadata"]["annotations"][isvc.TAG_ROUTING] == "true"
+    assert isvc.model_version(spec) == "7"
+    with pytest.raises(jsonschema.ValidationError):  # the schema really constrains
+        jsonschema.validate({**spec, "spec": {"predictor": {**predictor, "minReplicas": "one"}}}, _isvc_schema())
+
+
+def test_servingruntime_validates_against_the_kserve_crd():
+    import jsonschema
+
+    if not CRDS.is_dir():
+        pytest.skip(f"upstream CRDs not present at {CRDS}")
+    doc = yaml.safe_load((CRDS / "serving.kserve.io_servingruntimes.yaml").read_text())
+    schema = next(v for v in doc["spec"]["versions"] if v.get("storage"))["schema"]["openAPIV3Schema"]
+    runtime = yaml.safe_load((isvc.MANIFEST.parent / "servingruntime.yaml").read_text())
+    jsonschema.validate(runtime, schema)
+    assert runtime["metadata"]["name"] == settings.SERVE_RUNTIME.get()
+    assert runtime["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_bad_canary_percent_is_refused(defaults):
+    with pytest.raises(ConfigError, match="0..100"):
+        isvc.render("m", "1", "s3://b/m/v1", 101)
+
+
+def test_proxy_config_splits_by_percent_routes_tags_and_has_no_tcp_admin(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    stable, canary = proxy.Upstream("m-00001", 30001, 30002, 90), proxy.Upstream("m-00002", 30003, 30004, 10)
+    cfg = proxy.config("m", [stable, canary], {"prev": stable, "latest": canary})
+    assert cfg["admin"]["listen"] == f"unix/{tmp_path}/run/caddy-admin.sock|0600"
+    rest = cfg["apps"]["http"]["servers"]["rest"]
+    assert rest["listen"] == [f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}"]
+    split = rest["routes"][-1]["handle"][0]
+    assert [u["dial"] for u in split["upstreams"]] == ["127.0.0.1:30001", "127.0.0.1:30003"]
+    assert split["load_balancing"]["selection_policy"]["weights"] == [9, 1]  # reduced by their gcd
+    hosts = {r["match"][0]["host"][0]: r["handle"][0]["upstreams"][0]["dial"] for r in rest["routes"][:-1]}
+    assert hosts == {"latest-m.localhost": "127.0.0.1:30003", "prev-m.localhost": "127.0.0.1:30001"}
+    grpc = cfg["apps"]["http"]["servers"]["grpc"]
+    assert "h2c" in grpc["protocols"]
+    assert grpc["routes"][-1]["handle"][0]["transport"]["versions"] == ["h2c"]
+    assert [u["dial"] for u in grpc["routes"][-1]["handle"][0]["upstreams"]] == ["127.0.0.1:30002", "127.0.0.1:30004"]
+    # A revision at 0% is not an upstream at all; nothing at all answers 503 with an error body.
+    only = proxy.config("m", [replace(stable, weight=100), replace(canary, weight=0)], {})
+    assert len(only["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]["upstreams"]) == 1
+    empty = proxy.config("m", [], {})["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]
+    assert empty["status_code"] == 503 and "error" in empty["body"]
+
+
+def test_histogram_quantile_interpolates_like_prometheus():
+    buckets = {0.01: 50.0, 0.1: 90.0, 1.0: 100.0, math.inf: 100.0}
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.01)
+    assert histogram_quantile(0.7, buckets) == pytest.approx(0.01 + 0.09 * 0.5)
+    assert histogram_quantile(0.95, buckets) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert histogram_quantile(0.5, {0.01: 0.0, math.inf: 0.0}) is None
+    assert histogram_quantile(0.99, {0.01: 1.0, math.inf: 10.0}) == 0.01  # beyond the last bound
+
+
+def test_psi_is_zero_for_the_same_mix_and_large_for_a_shift():
+    assert psi({"a": 50, "b": 50}, {"a": 500, "b": 500}) == pytest.approx(0.0, abs=1e-3)
+    assert psi({"a": 50, "b": 50}, {"a": 95, "b": 5}) > 0.5
+    assert psi({"a": 50}, {"b": 50}) > 1  # a class the stable never predicted
+    assert psi({}, {"a": 1}) is None
+
+
+def test_revision_series_parse_from_a_real_exposition():
+    from inference_service import metrics
+
+    rev = "unit-predictor-00042"
+    metrics.REVISION_REQUESTS.labels(rev, "2xx").inc(8)
+    metrics.REVISION_REQUESTS.labels(rev, "5xx").inc(2)
+    for seconds in (0.002, 0.002, 0.2):
+        metrics.REVISION_SECONDS.labels(rev).observe(seconds)
+    metrics.PREDICTED.labels("m", "3", rev, "setosa").inc(5)
+    stats = parse(generate_latest().decode(), rev)
+    assert stats.requests == 10 and stats.success_rate == pytest.approx(0.8)
+    assert stats.predicted == {"setosa": 5.0}
+    assert 0.1 < stats.quantile(0.95) <= 0.25
+    assert parse(generate_latest().decode(), "another-revision").requests == 0
+    later = Stats({"2xx": 18, "5xx": 2}, dict(stats.buckets), {"setosa": 9})
+    assert later.minus(stats).summary()["requests"] == 10 and later.minus(stats).success_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", Faults()), ("error_rate=0.3", Faults(0.3, 0)), ("delay_ms=200, error_rate=1", Faults(1.0, 200.0))],
+)
+def test_fault_specs_parse(text, expected):
+    assert Faults.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["error_rate=2", "delay_ms=-1", "latency=3", "error_rate=lots"])
+def test_bad_fault_specs_are_refused_naming_the_problem(text):
+    with pytest.raises(ConfigError, match="PLATFORM_SERVE_FAULTS"):
+        Faults.parse(text)
+
+
+def _stats(ok: int, errors: int, slow: bool = False, mix=(30, 30, 30)) -> Stats:
+    bound = 0.5 if slow else 0.005
+    total = ok + errors
+    return Stats({"2xx": ok, "5xx": errors}, {bound: float(total), math.inf: float(total)},
+                 dict(zip(("a", "b", "c"), map(float, mix), strict=True)))  # fmt: skip
+
+
+def test_analysis_checks_pass_a_good_canary_and_name_what_fails_in_a_bad_one(monkeypatch):
+    policy = analysis.Policy([10], 1.0, 2, 30, 0.99, 2.0, 25.0, 0.2)
+    good = analysis.checks(policy, _stats(100, 0), _stats(900, 0), None)
+    assert all(c["passed"] for c in good) and [c["name"] for c in good] == [
+        "success rate", "p95 latency (ms)", "predicted-class PSI"]  # fmt: skip
+    failed = {c["name"] for c in analysis.checks(policy, _stats(70, 30), _stats(900, 0), None) if not c["passed"]}
+    assert failed == {"success rate"}
+    failed = {c["name"] for c in analysis.checks(policy, _stats(100, 0, slow=True), _stats(900, 0), None)
+              if not c["passed"]}  # fmt: skip
+    assert failed == {"p95 latency (ms)"}
+    shifted = _stats(100, 0, mix=(90, 5, 5))
+    failed = {c["name"] for c in analysis.checks(policy, shifted, _stats(900, 0), None) if not c["passed"]}
+    assert failed == {"predicted-class PSI"}
+    dead = analysis.checks(policy, None, _stats(900, 0), "ConnectError: refused")
+    assert [c["passed"] for c in dead] == [False] and "refused" in dead[0]["value"]
+
+
+def test_policy_reads_steps_up_to_the_max_weight(monkeypatch):
+    monkeypatch.setenv("PLATFORM_CANARY_STEPS", "10,25,50,80")
+    monkeypatch.setenv("PLATFORM_CANARY_MAX_WEIGHT", "50")
+    assert analysis.Policy.from_settings().steps == [10, 25, 50]
+    monkeypatch.setenv("PLATFORM_CANARY_STEPS", "50,10")
+    with pytest.raises(Exception, match="rising weights"):
+        analysis.Policy.from_settings()
