@@ -70,6 +70,7 @@ class Report:
     steps: list[dict[str, Any]] = field(default_factory=list)
     failed_checks: int = 0
     verdict: str = "running"
+    champion: str | None = None  # the registry's new @champion after a promotion (when the canary was @challenger)
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     path: str = ""
 
@@ -161,7 +162,7 @@ def run(policy: Policy | None = None, progress=print) -> Report:
             canary.rollback()
             report.verdict = "rolled back"
             return _write(report)
-    canary.promote()
+    _status, _change, report.champion = canary.promote()
     report.verdict = "promoted"
     return _write(report)
 

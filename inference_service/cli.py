@@ -128,14 +128,18 @@ def canary_status():
 
     status = canary.status()
     percents = {t["revisionName"]: t["percent"] for t in status.get("traffic", [])}
-    table = Table("revision", "version", "state", "traffic", "requests", "errors", "p50 ms", "p95 ms")
+    prefix = f"{settings.MODEL_NAME.get()}-predictor-"
+    table = Table(f"revision ({prefix}…)", "version", "state", "traffic", "requests", "errors", "p50 ms", "p95 ms")
     for rev in status.get("revisions", []):
         stats = revision_stats(rev) if rev.get("state") == "running" else None
         summary = stats.summary() if stats else {}
         rate = summary.get("success_rate")
-        table.add_row(rev["name"], str(rev["version"]), rev.get("state", "-"), f"{percents.get(rev['name'], 0)}%",
-                      str(summary.get("requests", "-")), "-" if rate is None else f"{1 - rate:.1%}",
-                      str(summary.get("p50_ms", "-")), str(summary.get("p95_ms", "-")))  # fmt: skip
+        table.add_row(
+            rev["name"].removeprefix(prefix), str(rev["version"]), rev.get("state", "-"),
+            f"{percents.get(rev['name'], 0)}%", str(summary.get("requests", "-")),
+            "-" if rate is None else f"{1 - rate:.1%}", str(summary.get("p50_ms", "-")),
+            str(summary.get("p95_ms", "-")),
+        )  # fmt: skip
     console.print(table)
     console.print(f"[dim]kubectl equivalent: {canary.kubectl_get()}[/dim]")
     return status
@@ -153,7 +157,10 @@ def canary_auto(
         f"steps {policy.steps}%, {policy.interval_s:g}s each, rollback after {policy.threshold} failed checks"
     )
     report = analysis.run(policy, progress=console.print)
-    verdict = "[green]promoted[/green]" if report.verdict == "promoted" else "[red]rolled back[/red]"
+    if report.verdict == "promoted":
+        verdict = "[green]promoted[/green]" + (f", @champion is now v{report.champion}" if report.champion else "")
+    else:
+        verdict = f"[red]rolled back[/red] after {report.failed_checks} failed checks; the stable revision serves"
     done(f"canary {report.canary['revision']} (v{report.canary['version']}) {verdict}; report: {report.path}")
     return report
 

@@ -6,6 +6,8 @@ is the manual override that skips the gate; use it only to repair a registry by 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 
 import mlflow
@@ -75,7 +77,10 @@ def find_or_register(model_name: str, run_id: str, tags: dict[str, str]):
     existing = client().search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     if existing:
         return min(existing, key=lambda v: int(v.version))
-    return mlflow.register_model(model_uri_of_run(run_id), model_name, tags={"source_run_id": run_id, **tags})
+    # register_model prints "Created version ..." to stderr (through a stream that follows sys.stderr): the
+    # stage's own result line says it.
+    with contextlib.redirect_stderr(io.StringIO()):
+        return mlflow.register_model(model_uri_of_run(run_id), model_name, tags={"source_run_id": run_id, **tags})
 
 
 def register_champion(model_name: str, run_id: str | None = None) -> Registered:

@@ -158,7 +158,7 @@ SERVE_FAULTS = _Setting(
 )  # fmt: skip
 CANARY_STEPS = _Setting("PLATFORM_CANARY_STEPS", str, "10,25,50", "Canary weights `canary auto` walks through (%)")
 CANARY_MAX_WEIGHT = _Setting("PLATFORM_CANARY_MAX_WEIGHT", int, 50, "Last weight analysed before promotion (%)")
-CANARY_INTERVAL_S = _Setting("PLATFORM_CANARY_INTERVAL_S", float, 3.0, "Seconds of traffic analysed per step")
+CANARY_INTERVAL_S = _Setting("PLATFORM_CANARY_INTERVAL_S", float, 2.0, "Seconds of traffic analysed per step")
 CANARY_THRESHOLD = _Setting("PLATFORM_CANARY_THRESHOLD", int, 2, "Failed checks before `canary auto` rolls back")
 CANARY_MIN_REQUESTS = _Setting(
     "PLATFORM_CANARY_MIN_REQUESTS", int, 30,
