@@ -25,6 +25,9 @@ class Change:
     patch_type: str  # merge | json
     patch: Any
     expected_latest_percent: int  # what status.traffic must show for the latest revision
+    # Locally: a latest revision found dead is started again, except on a weight change during a rollout, where
+    # its loss is for the analysis to see (and roll back), not to be hidden by a restart.
+    revive: bool = True
 
     def kubectl(self) -> str:
         name, namespace = self.spec["metadata"]["name"], self.spec["metadata"]["namespace"]
@@ -44,7 +47,7 @@ class LocalBackend:
     def apply(self, change: Change) -> dict[str, Any]:
         from inference_service import revisions
 
-        status = revisions.reconcile(change.spec)
+        status = revisions.reconcile(change.spec, revive=change.revive)
         isvc.write_local(change.spec)  # after the revisions and the proxy took it: a failed start changes nothing
         return status
 
@@ -119,7 +122,7 @@ def set_weight(percent: int) -> tuple[dict[str, Any], Change]:
     b = backend()
     current = _canary_in_progress(b)
     spec = {**current, "spec": {"predictor": {**current["spec"]["predictor"], "canaryTrafficPercent": percent}}}
-    change = Change(spec, "merge", {"spec": {"predictor": {"canaryTrafficPercent": percent}}}, percent)
+    change = Change(spec, "merge", {"spec": {"predictor": {"canaryTrafficPercent": percent}}}, percent, revive=False)
     return b.apply(change), change
 
 

@@ -152,8 +152,9 @@ def stop_revision(rev: Rev, drain: float | None = None) -> None:
     rev.daemon.pid_file.with_suffix(".url").unlink(missing_ok=True)
 
 
-def reconcile(spec: dict[str, Any]) -> dict[str, Any]:
-    """Make revisions and proxy match `spec`; returns the predictor status (KServe's shape)."""
+def reconcile(spec: dict[str, Any], revive: bool = True) -> dict[str, Any]:
+    """Make revisions and proxy match `spec`; returns the predictor status (KServe's shape). A new revision is
+    started when the spec's model differs from the latest revision's, or (`revive`) when the latest is down."""
     name, version, uri = spec["metadata"]["name"], isvc.model_version(spec), isvc.storage_uri(spec)
     percent = isvc.canary_percent(spec)
     with locked():
@@ -162,7 +163,8 @@ def reconcile(spec: dict[str, Any]) -> dict[str, Any]:
             raise PlatformError(f"this state dir serves {state.model}, not {name}", "run `task down` first")
         state.model = name
         latest = state.latest
-        if latest is None or (latest.version, latest.storage_uri) != (version, uri) or not latest.running():
+        changed = latest is None or (latest.version, latest.storage_uri) != (version, uri)
+        if changed or (revive and not latest.running()):
             latest = _start(state, name, version, uri)
             state.revisions.append(latest)
         stable = state.get(state.rolled_out)

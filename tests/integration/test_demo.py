@@ -18,9 +18,10 @@ def test_every_trial_is_an_ended_mlflow_run_and_finished_ones_have_their_model_o
     experiment = demo.get_experiment_by_name(settings.EXPERIMENT.get())
     runs = demo.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("stage") == "tune"]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(trials) == settings.TUNE_SAMPLES.get() == 2
-    assert parents[0].info.status == "FINISHED"
+    assert len(parents) == 2  # the first model's search, then the canary's longer one
+    assert {p.info.status for p in parents} == {"FINISHED"}
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in {p.info.run_id for p in parents}]
+    assert len(trials) == 2 * settings.TUNE_SAMPLES.get() == 4
     assert {r.info.status for r in trials} <= {"FINISHED", "KILLED"}  # KILLED: stopped early by ASHA
     finished = [r for r in trials if r.info.status == "FINISHED"]
     for trial in trials:
@@ -32,14 +33,19 @@ def test_every_trial_is_an_ended_mlflow_run_and_finished_ones_have_their_model_o
     assert len(model_files) == len(finished) >= 1
 
 
-def test_champion_is_the_best_trial(demo):
+def test_champion_is_the_best_trial_of_the_canarys_search_and_the_first_model_is_previous(demo):
     experiment = demo.get_experiment_by_name(settings.EXPERIMENT.get())
-    trials = [r for r in demo.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
-    best_loss = min(r.data.metrics["valid_mlogloss"] for r in trials if r.info.status == "FINISHED")
     champion = demo.get_model_version_by_alias(settings.MODEL_NAME.get(), "champion")
     champion_run = demo.get_run(champion.tags["source_run_id"])
-    assert champion_run.data.tags["mlflow.parentRunId"] in {r.data.tags["mlflow.parentRunId"] for r in trials}
+    parent = champion_run.data.tags["mlflow.parentRunId"]
+    trials = [
+        r for r in demo.search_runs([experiment.experiment_id]) if r.data.tags.get("mlflow.parentRunId") == parent
+    ]
+    best_loss = min(r.data.metrics["valid_mlogloss"] for r in trials if r.info.status == "FINISHED")
     assert champion_run.data.metrics["valid_mlogloss"] == best_loss  # compared by value: ties are possible
+    previous = demo.get_model_version_by_alias(settings.MODEL_NAME.get(), "previous")
+    assert int(previous.version) < int(champion.version)  # the demo's first model, replaced through the canary
+    assert demo.get_run(previous.tags["source_run_id"]).data.tags["mlflow.parentRunId"] != parent
 
 
 def test_serving_bundle_has_exactly_one_model_file_and_its_metadata(demo):
@@ -75,10 +81,12 @@ def test_model_metadata_names_the_tensors_of_the_served_bundle(demo):
         ("probabilities", "FP32", [-1, 3]), ("label", "BYTES", [-1])]  # fmt: skip
 
 
-def test_model_server_listens_on_loopback_only(demo):
+def test_proxy_and_revisions_listen_on_loopback_only(demo):
+    from inference_service import revisions
     from tests.integration.test_stack import LOOPBACK, listening_addresses
 
     ports = {settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()}
+    ports |= {p for r in revisions.load().revisions if r.running() for p in (r.http_port, r.grpc_port)}
     found = listening_addresses(ports)
     assert set(found) == ports
     assert all(addresses <= LOOPBACK for addresses in found.values()), found
@@ -115,13 +123,19 @@ def test_nobody_can_unload_the_served_model(demo):
     assert infer_rest(url, name, load_request(DEFAULT_INPUT))["model_name"] == name
 
 
-def test_a_rejected_request_logs_one_line(demo):
-    from platform_core.stack import MODEL_SERVER
+def serving_revision():
+    """The daemon of the revision that has all the traffic now."""
+    from inference_service import revisions
 
+    state = revisions.load()
+    return state.get(state.rolled_out).daemon
+
+
+def test_a_rejected_request_logs_one_line(demo):
     bad = {"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
     with pytest.raises(PlatformError):
         infer_rest(settings.serve_url(), settings.MODEL_NAME.get(), bad)
-    log = MODEL_SERVER.log_file.read_text()
+    log = serving_revision().log_file.read_text()
     assert "rejected request: InvalidInput" in log
     assert "Traceback" not in log
 

@@ -73,9 +73,10 @@ def test_no_generated_request_gets_a_5xx_and_every_4xx_carries_an_error(served):
 def _server_rss() -> int:
     import psutil
 
-    from platform_core.stack import MODEL_SERVER
+    from tests.integration.test_demo import serving_revision
 
-    processes = [psutil.Process(MODEL_SERVER.pid()), *psutil.Process(MODEL_SERVER.pid()).children(recursive=True)]
+    pid = serving_revision().pid()
+    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     return sum(p.memory_info().rss for p in processes if "inference_service.server" in " ".join(p.cmdline()))
 
 
@@ -147,13 +148,18 @@ def test_serve_notebook_executes_against_the_served_model(served):
     assert "platform_inference_requests_total" in text and "'outcome': 'ok'" in text
 
 
-# Last: it stops the served model the tests above (and test_demo) talk to.
-def test_demo_records_stage_timings_and_down_stops_the_server(demo, local_stack):
+# Last: it stops the served model the tests above (and test_demo, test_demo_canary) talk to.
+def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisions(demo, local_stack):
     import json
 
-    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
-    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict"]
-    from platform_core.stack import MODEL_SERVER
+    from inference_service import revisions
+    from platform_core.stack import SERVING_PROXY, revision_daemons
 
-    assert MODEL_SERVER.pid() is not None
-    assert MODEL_SERVER.stop() and MODEL_SERVER.pid() is None
+    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
+    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "canary",
+                             "predict (after canary)"]  # fmt: skip
+    running = [d for d in revision_daemons() if d.pid() is not None]
+    assert SERVING_PROXY.pid() is not None and running
+    stopped = revisions.stop_all()
+    assert SERVING_PROXY.name in stopped and len(stopped) == 1 + len(running)
+    assert SERVING_PROXY.pid() is None and not [d for d in revision_daemons() if d.pid() is not None]

@@ -1,0 +1,127 @@
+"""Canary rollouts on the demo's stack, with real revisions (one ModelServer process each) behind the real proxy
+(Caddy): traffic split, tag routes, zero failed requests while weights change, automatic rollback of bad
+canaries (failing, slow, killed) and promotion of a good one (the demo's own)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+
+from inference_service import analysis, canary, revisions
+from inference_service.cli import canary_start
+from inference_service.loadgen import Load, test_rows
+from inference_service.proxy import tag_host
+from inference_service.revision_http import HEADER
+from platform_core import settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _answering(n: int, host: str | None = None) -> Counter:
+    """Which revision answered each of `n` sequential requests through the proxy."""
+    name = settings.MODEL_NAME.get()
+    body = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    headers = {"Host": host} if host else {}
+    seen: Counter = Counter()
+    with httpx.Client(timeout=10) as client:
+        for _ in range(n):
+            answer = client.post(f"{settings.serve_url()}/v2/models/{name}/infer", json=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            seen[answer.headers[HEADER.decode()]] += 1
+    return seen
+
+
+def _champion(demo) -> str:
+    return str(demo.get_model_version_by_alias(settings.MODEL_NAME.get(), "champion").version)
+
+
+def _steady_load():
+    return Load(settings.serve_url(), settings.MODEL_NAME.get(), test_rows(), threads=2, rate=60, max_seconds=600)
+
+
+def test_the_demos_canary_was_promoted_by_the_analysis(demo):
+    report = json.loads(analysis.latest_report().read_text())
+    assert report["verdict"] == "promoted" and report["champion"] == _champion(demo)
+    assert [s["weight"] for s in report["steps"]] == [10, 25, 50] and all(s["passed"] for s in report["steps"])
+    assert all(s["canary"]["requests"] >= settings.CANARY_MIN_REQUESTS.get() for s in report["steps"])
+    status = canary.status()
+    assert [(t["revisionName"], t["percent"]) for t in status["traffic"]] == [(report["canary"]["revision"], 100)]
+
+
+def test_split_follows_the_weights_tags_reach_each_revision_and_no_request_fails_meanwhile(demo):
+    stable = canary.status()["latestRolledoutRevision"]
+    with _steady_load() as load:
+        status = canary_start(alias="champion", percent=10)
+        new = status["latestCreatedRevision"]
+        assert new != stable
+        for weight in (10, 50, 90):
+            canary.set_weight(weight)
+            seen = _answering(200)
+            share = seen[new] / sum(seen.values())
+            tolerance = 4 * (weight / 100 * (1 - weight / 100) / 200) ** 0.5 + 0.02
+            assert abs(share - weight / 100) <= tolerance, (weight, seen)
+            assert set(seen) == {new, stable}
+        name = settings.MODEL_NAME.get()
+        assert set(_answering(10, host=tag_host("latest", name))) == {new}
+        assert set(_answering(10, host=tag_host("prev", name))) == {stable}
+        status, _change, _champion_version = canary.promote()
+        assert set(_answering(30)) == {new}
+    tally = load.tally
+    assert tally.sent > 100 and tally.failed == 0, tally.failures
+    assert status["latestRolledoutRevision"] == new and status["previousRolledoutRevision"] == stable
+    assert [r["state"] for r in status["revisions"] if r["name"] == stable] == ["stopped"]  # drained, then stopped
+
+
+def _quick_policy(**changes) -> analysis.Policy:
+    policy = analysis.Policy.from_settings()
+    policy.steps, policy.interval_s, policy.threshold = [10, 25], 0.5, 2
+    for key, value in changes.items():
+        setattr(policy, key, value)
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("faults", "failing"), [("error_rate=0.5", "success rate"), ("delay_ms=300", "p95 latency (ms)")]
+)
+def test_a_bad_canary_is_rolled_back_and_the_registry_stays(demo, monkeypatch, faults, failing):
+    champion, stable = _champion(demo), canary.status()["latestRolledoutRevision"]
+    monkeypatch.setenv("PLATFORM_SERVE_FAULTS", faults)  # read by the revision process at its start
+    status = canary_start(alias="champion", percent=10)
+    monkeypatch.delenv("PLATFORM_SERVE_FAULTS")
+    bad = status["latestCreatedRevision"]
+    report = analysis.run(_quick_policy(), progress=lambda line: None)
+    assert report.verdict == "rolled back" and report.failed_checks == 2
+    for step in report.steps:
+        assert failing in {c["name"] for c in step["checks"] if not c["passed"]}, step
+    status = canary.status()
+    assert [(t["revisionName"], t["percent"]) for t in status["traffic"]] == [(bad, 0), (stable, 100)]
+    assert [r["state"] for r in status["revisions"] if r["name"] == bad] == ["stopped"]
+    assert set(_answering(20)) == {stable}
+    assert _champion(demo) == champion  # a rollback never touches the registry
+    assert json.loads(open(report.path).read())["verdict"] == "rolled back"
+
+
+def test_killing_the_canary_mid_rollout_rolls_back_and_the_stable_keeps_answering(demo):
+    stable = canary.status()["latestRolledoutRevision"]
+    status = canary_start(alias="champion", percent=10)
+    victim = revisions.load().get(status["latestCreatedRevision"])
+    first_step = threading.Event()
+
+    def progress(line: str) -> None:
+        if not first_step.is_set():
+            first_step.set()
+            os.killpg(victim.daemon.pid(), signal.SIGKILL)  # the revision and its supervisor, no goodbye
+
+    with _steady_load() as load:
+        report = analysis.run(_quick_policy(steps=[10, 25, 50]), progress=progress)
+    assert report.steps[0]["passed"] and report.verdict == "rolled back"
+    assert {"canary answers"} == {c["name"] for s in report.steps[1:] for c in s["checks"]}
+    assert load.tally.failed == 0, load.tally.failures  # refused connections are retried on the stable revision
+    assert canary.status()["latestRolledoutRevision"] == stable
+    assert set(_answering(20)) == {stable}
