@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ def test_a_bad_canary_is_rolled_back_and_the_registry_stays(demo, monkeypatch, f
     assert [r["state"] for r in status["revisions"] if r["name"] == bad] == ["stopped"]
     assert set(_answering(20)) == {stable}
     assert _champion(demo) == champion  # a rollback never touches the registry
-    assert json.loads(open(report.path).read())["verdict"] == "rolled back"
+    assert json.loads(Path(report.path).read_text())["verdict"] == "rolled back"
 
 
 def test_killing_the_canary_mid_rollout_rolls_back_and_the_stable_keeps_answering(demo):
