@@ -7,6 +7,7 @@ KServe ignores `canaryTrafficPercent` in RawDeployment mode; the wait is what ca
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -26,14 +27,16 @@ class ClusterBackend:
     def __init__(self):
         from kubernetes import client, config
 
+        cfg = client.Configuration()  # our own: nothing cached process-wide between commands
         try:
-            config.load_kube_config()
+            # KUBECONFIG read now: the client's own default was read once, at its import.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
         except (config.ConfigException, FileNotFoundError, TypeError):
             try:
-                config.load_incluster_config()
+                config.load_incluster_config(client_configuration=cfg)
             except config.ConfigException as exc:
                 raise ConfigError("no Kubernetes credentials (kubeconfig or in-cluster)", "set KUBECONFIG") from exc
-        self.api = client.CustomObjectsApi()
+        self.api = client.CustomObjectsApi(client.ApiClient(cfg))
         self.name, self.namespace = settings.MODEL_NAME.get(), settings.K8S_NAMESPACE.get()
 
     def _path(self) -> str:

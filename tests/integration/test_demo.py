@@ -203,8 +203,16 @@ def test_versioned_routes_answer_for_the_served_version_only(demo):
 def test_an_oversized_body_is_refused_with_413_before_it_is_read(demo):
     import socket
 
-    port, name = settings.SERVE_HTTP_PORT.get(), settings.MODEL_NAME.get()
+    import httpx
+
+    from inference_service import revisions
+
+    state = revisions.load()
+    port, name = state.get(state.rolled_out).http_port, settings.MODEL_NAME.get()
     claimed = (settings.SERVE_MAX_REQUEST_MB.get() << 20) + 1
+    # Through the proxy (which streams bodies on): the revision's 413 reaches the caller.
+    answer = httpx.post(f"{settings.serve_url()}/v2/models/{name}/infer", content=b" " * claimed, timeout=30)
+    assert answer.status_code == 413 and "PLATFORM_SERVE_MAX_REQUEST_MB" in answer.json()["error"]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         # Only the headers are sent: the answer must come without the server waiting for the body.
         sock.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
