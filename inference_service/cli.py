@@ -165,8 +165,8 @@ def canary_auto(
     return report
 
 
-@app.command("render-k8s")
-def render_k8s():
+@app.command("render-k8s-isvc")
+def render_k8s_isvc():
     """Write the cluster InferenceService (manifests/serving/inferenceservice.yaml) from the settings."""
     from inference_service import isvc
 
