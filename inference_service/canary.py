@@ -100,8 +100,11 @@ def start(version: str, percent: int) -> tuple[dict[str, Any], Change]:
     """A new revision of `version` next to the served one, with `percent` of the traffic."""
     b = backend()
     current = _current(b)
-    if isvc.model_version(current) == str(version) and isvc.canary_percent(current) not in (None, 0):
-        raise PlatformError(f"v{version} is already the canary", "use `canary set N`, `promote` or `rollback`")
+    if isvc.canary_percent(current) not in (None, 0) and len(b.status().get("traffic", [])) == 2:
+        raise PlatformError(
+            f"a canary (v{isvc.model_version(current)}) is already in progress",
+            "`canary set N`, `promote` or `rollback` it",
+        )
     if not 1 <= percent <= 99:
         raise PlatformError(f"a canary takes 1..99% of the traffic, not {percent}", "pass --percent 10")
     change = _rollout(settings.MODEL_NAME.get(), version, percent)

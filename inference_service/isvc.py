@@ -32,11 +32,14 @@ def render(model_name: str, version: str, storage_uri: str, canary_percent: int 
         V1beta1ModelSpec,
         V1beta1PredictorSpec,
     )
-    from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements
+    from kubernetes.client import ApiClient, V1EnvVar, V1ObjectMeta, V1ResourceRequirements
 
     if canary_percent is not None and not 0 <= canary_percent <= 100:
         raise ConfigError(f"canary percent must be 0..100, got {canary_percent}", "pass a whole percentage")
     cpu, memory = settings.SERVE_CPU.get(), settings.SERVE_MEMORY.get()
+    faults = settings.SERVE_FAULTS.get()
+    # Part of the revision's template, as KServe would have it: a rehearsal's faults make a revision of their own.
+    env = [V1EnvVar(name=settings.SERVE_FAULTS.name, value=faults)] if faults else None
     isvc = V1beta1InferenceService(
         api_version=f"{GROUP}/{API_VERSION}",
         kind="InferenceService",
@@ -62,6 +65,7 @@ def render(model_name: str, version: str, storage_uri: str, canary_percent: int 
                     runtime=settings.SERVE_RUNTIME.get(),
                     protocol_version="v2",
                     storage_uri=storage_uri,
+                    env=env,
                     resources=V1ResourceRequirements(
                         requests={"cpu": cpu, "memory": memory},
                         limits={"cpu": _double(cpu), "memory": memory},
@@ -83,6 +87,11 @@ def model_version(isvc: dict[str, Any]) -> str:
 
 def storage_uri(isvc: dict[str, Any]) -> str:
     return isvc["spec"]["predictor"]["model"]["storageUri"]
+
+
+def faults(isvc: dict[str, Any]) -> str:
+    env = isvc["spec"]["predictor"]["model"].get("env") or []
+    return next((e.get("value", "") for e in env if e.get("name") == settings.SERVE_FAULTS.name), "")
 
 
 def canary_percent(isvc: dict[str, Any]) -> int | None:

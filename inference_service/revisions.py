@@ -115,11 +115,10 @@ def download(storage_uri: str, model_name: str, revision: str) -> Path:
     return target
 
 
-def _start(state: State, model_name: str, version: str, storage_uri: str) -> Rev:
+def _start(state: State, model_name: str, version: str, storage_uri: str, faults: str) -> Rev:
     number = state.created + 1
     host = settings.HOST.get()
-    rev = Rev(f"{model_name}-predictor-{number:05d}", version, storage_uri, free_port(host), free_port(host),
-              settings.SERVE_FAULTS.get())  # fmt: skip
+    rev = Rev(f"{model_name}-predictor-{number:05d}", version, storage_uri, free_port(host), free_port(host), faults)
     model_dir = download(storage_uri, model_name, rev.name)
     argv = [
         sys.executable, "-m", "inference_service.server", "--model-name", model_name, "--model-dir", str(model_dir),
@@ -129,7 +128,8 @@ def _start(state: State, model_name: str, version: str, storage_uri: str) -> Rev
     daemon = rev.daemon
     # One OpenMP thread: revisions share two cores with each other and their clients.
     # K_REVISION: what Knative tells a revision's container its name is.
-    daemon.start(argv, env={"OMP_NUM_THREADS": "1", "K_REVISION": rev.name})
+    env = {"OMP_NUM_THREADS": "1", "K_REVISION": rev.name, settings.SERVE_FAULTS.name: faults}
+    daemon.start(argv, env=env)
     (daemon.pid_file.with_suffix(".url")).write_text(rev.url)
     try:
         daemon.wait_ready(
@@ -163,9 +163,11 @@ def reconcile(spec: dict[str, Any], revive: bool = True) -> dict[str, Any]:
             raise PlatformError(f"this state dir serves {state.model}, not {name}", "run `task down` first")
         state.model = name
         latest = state.latest
-        changed = latest is None or (latest.version, latest.storage_uri) != (version, uri)
+        # As in KServe, a changed template (model, or the revision's environment: here its faults) is a new revision.
+        wanted = (version, uri, isvc.faults(spec))
+        changed = latest is None or (latest.version, latest.storage_uri, latest.faults) != wanted
         if changed or (revive and not latest.running()):
-            latest = _start(state, name, version, uri)
+            latest = _start(state, name, version, uri, isvc.faults(spec))
             state.revisions.append(latest)
         stable = state.get(state.rolled_out)
         if stable is not None and not stable.running():

@@ -173,3 +173,14 @@ def test_policy_reads_steps_up_to_the_max_weight(monkeypatch):
     monkeypatch.setenv("PLATFORM_CANARY_STEPS", "50,10")
     with pytest.raises(Exception, match="rising weights"):
         analysis.Policy.from_settings()
+
+
+def test_faults_are_part_of_the_revision_template(defaults, monkeypatch):
+    plain = isvc.render("m", "1", "s3://b/m/v1")
+    assert isvc.faults(plain) == "" and "env" not in plain["spec"]["predictor"]["model"]
+    monkeypatch.setenv("PLATFORM_SERVE_FAULTS", "error_rate=0.3")
+    rehearsal = isvc.render("m", "1", "s3://b/m/v1", 10)
+    assert isvc.faults(rehearsal) == "error_rate=0.3"
+    assert rehearsal["spec"]["predictor"]["model"]["env"] == [
+        {"name": "PLATFORM_SERVE_FAULTS", "value": "error_rate=0.3"}
+    ]

@@ -55,8 +55,10 @@ def test_the_demos_canary_was_promoted_by_the_analysis(demo):
     assert [(t["revisionName"], t["percent"]) for t in status["traffic"]] == [(report["canary"]["revision"], 100)]
 
 
-def test_split_follows_the_weights_tags_reach_each_revision_and_no_request_fails_meanwhile(demo):
+def test_split_follows_the_weights_tags_reach_each_revision_and_no_request_fails_meanwhile(demo, monkeypatch):
     stable = canary.status()["latestRolledoutRevision"]
+    # The champion again, in a new revision: as in KServe, a changed revision environment is a new revision.
+    monkeypatch.setenv("PLATFORM_SERVE_FAULTS", "delay_ms=0")
     with _steady_load() as load:
         status = canary_start(alias="champion", percent=10)
         new = status["latestCreatedRevision"]
