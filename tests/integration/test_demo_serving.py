@@ -146,6 +146,7 @@ def test_serve_notebook_executes_against_the_served_model(served):
     assert "inputs features FP32 [-1, 4]" in text and "outputs label BYTES [-1]" in text
     assert "(3000, 3)" in text and "['probabilities', 'label']" in text
     assert "platform_inference_requests_total" in text and "'outcome': 'ok'" in text
+    assert "traffic 100 %" in text and "answered by " + served.model_name + "-predictor-" in text
 
 
 # Last: it stops the served model the tests above (and test_demo, test_demo_canary) talk to.
