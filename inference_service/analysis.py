@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from inference_service import canary
-from inference_service.loadgen import Load, test_rows
+from inference_service.loadgen import Load, sample_rows
 from inference_service.revision_metrics import LocalSource, PrometheusSource, Stats, psi
 from platform_core import settings
 from platform_core.errors import PlatformError
@@ -132,7 +132,7 @@ def run(policy: Policy | None = None, progress=print) -> Report:
     can, stable = _revisions(status)
     report = Report(settings.MODEL_NAME.get(), can, stable, policy.__dict__.copy())
     source = _source(can, stable)
-    rows = test_rows() if policy.load and settings.profile() == "local" else None
+    rows = sample_rows() if policy.load and settings.profile() == "local" else None
     index = 0
     while index < len(policy.steps):
         weight = policy.steps[index]

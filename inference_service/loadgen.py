@@ -42,7 +42,7 @@ class Tally:
                     self.failures.append(problem or f"HTTP {status} from {revision}")
 
 
-def test_rows() -> np.ndarray:
+def sample_rows() -> np.ndarray:
     """Feature rows to send: the published dataset's test split (real inputs make the class mix real)."""
     from ml_platform.dataset import load_splits
 

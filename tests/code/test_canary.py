@@ -3,9 +3,11 @@ quantiles, PSI, exposition parsing) and the analysis checks."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
+import jsonschema
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -30,18 +32,20 @@ def test_committed_inferenceservice_is_the_rendered_one(defaults):
     assert isvc.MANIFEST.read_text() == isvc.render_manifest(), "stale: run `task serving:render-k8s`"
 
 
-def _isvc_schema() -> dict:
-    doc = yaml.safe_load((CRDS / "serving.kserve.io_inferenceservices.yaml").read_text())
-    return next(v for v in doc["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
+@functools.cache
+def _isvc_schema():
+    # 2 MB of YAML: the C loader, once per session (the pure-Python one takes ~30 s here).
+    doc = yaml.load((CRDS / "serving.kserve.io_inferenceservices.yaml").read_text(), Loader=yaml.CSafeLoader)
+    schema = next(v for v in doc["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
+    # A validator built once: jsonschema.validate() re-checks this huge schema against its meta-schema every call.
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 @pytest.mark.skipif(not CRDS.is_dir(), reason=f"upstream CRDs not present at {CRDS} (see ../shared/specs/SOURCES.md)")
 @pytest.mark.parametrize("percent", [None, 0, 10, 100])
 def test_rendered_inferenceservice_validates_against_the_kserve_crd(defaults, percent):
-    import jsonschema
-
     spec = isvc.render("iris-xgboost", "7", "s3://mlops/serving/iris-xgboost/v7", percent)
-    jsonschema.validate(spec, _isvc_schema())
+    _isvc_schema().validate(spec)
     predictor = spec["spec"]["predictor"]
     assert predictor.get("canaryTrafficPercent") == percent
     assert predictor["model"]["protocolVersion"] == "v2"
@@ -50,15 +54,13 @@ def test_rendered_inferenceservice_validates_against_the_kserve_crd(defaults, pe
     assert spec["metadata"]["annotations"][isvc.TAG_ROUTING] == "true"
     assert isvc.model_version(spec) == "7"
     with pytest.raises(jsonschema.ValidationError):  # the schema really constrains
-        jsonschema.validate({**spec, "spec": {"predictor": {**predictor, "minReplicas": "one"}}}, _isvc_schema())
+        _isvc_schema().validate({**spec, "spec": {"predictor": {**predictor, "minReplicas": "one"}}})
 
 
 def test_servingruntime_validates_against_the_kserve_crd():
-    import jsonschema
-
     if not CRDS.is_dir():
         pytest.skip(f"upstream CRDs not present at {CRDS}")
-    doc = yaml.safe_load((CRDS / "serving.kserve.io_servingruntimes.yaml").read_text())
+    doc = yaml.load((CRDS / "serving.kserve.io_servingruntimes.yaml").read_text(), Loader=yaml.CSafeLoader)
     schema = next(v for v in doc["spec"]["versions"] if v.get("storage"))["schema"]["openAPIV3Schema"]
     runtime = yaml.safe_load((isvc.MANIFEST.parent / "servingruntime.yaml").read_text())
     jsonschema.validate(runtime, schema)

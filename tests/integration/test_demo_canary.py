@@ -16,7 +16,7 @@ import pytest
 
 from inference_service import analysis, canary, revisions
 from inference_service.cli import canary_start
-from inference_service.loadgen import Load, test_rows
+from inference_service.loadgen import Load, sample_rows
 from inference_service.proxy import tag_host
 from inference_service.revision_http import HEADER
 from platform_core import settings
@@ -43,7 +43,7 @@ def _champion(demo) -> str:
 
 
 def _steady_load():
-    return Load(settings.serve_url(), settings.MODEL_NAME.get(), test_rows(), threads=2, rate=60, max_seconds=600)
+    return Load(settings.serve_url(), settings.MODEL_NAME.get(), sample_rows(), threads=2, rate=60, max_seconds=600)
 
 
 def test_the_demos_canary_was_promoted_by_the_analysis(demo):
