@@ -34,15 +34,15 @@ for sub_app in (stack_cli.app, data_cli.app, ml_cli.app, serving_cli.app):
 
 
 def _second_round() -> None:
-    """A second, longer search (next seed, 4x the rounds) through the gate; a passing challenger goes out as a 10%
-    canary that the automatic analysis promotes or rolls back. A rejected one ends the demo with the first model
-    serving."""
+    """A second, longer search (PLATFORM_DEMO_SECOND_SEED, 4x the rounds) through the gate; a passing challenger
+    goes out as a 10% canary that the automatic analysis promotes or rolls back. A rejected one ends the demo with
+    the first model serving."""
     from inference_service.cli import canary_auto, canary_start
     from ml_platform.gate import GateRejected
     from ml_platform.search_config import load
 
     first = load(None).with_overrides()
-    ml_cli.tune(seed=first.seed + 1, max_rounds=first.max_rounds * 4)  # a longer search: more rounds per trial
+    ml_cli.tune(seed=settings.DEMO_SECOND_SEED.get(), max_rounds=first.max_rounds * 4)  # more rounds per trial
     try:
         ml_cli.gate(promote=False)
     except GateRejected as exc:

@@ -131,6 +131,11 @@ SEARCH_CONFIG = _Setting(
 TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, None, "Trials per search (overrides budget.samples)")
 TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, None, "Max boosting rounds (overrides budget.max_rounds)")
 SEED = _Setting("PLATFORM_SEED", int, None, "Seed of the search (overrides the search config's seed)")
+DEMO_SECOND_SEED = _Setting(
+    "PLATFORM_DEMO_SECOND_SEED", int, 44,
+    "Seed of the demo's second (canary) search; 44 gives a challenger that beats the shipped demo's first model on "
+    "iris (the gate still decides: with another seed the demo may end with the first model serving)",
+)  # fmt: skip
 GATE_CONFIG = _Setting(
     "PLATFORM_GATE_CONFIG", Path, REPO_ROOT / "ml_platform" / "gate.yaml", "Champion/challenger rules (YAML)"
 )
