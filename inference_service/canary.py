@@ -105,6 +105,9 @@ def start(version: str, percent: int) -> tuple[dict[str, Any], Change]:
             f"a canary (v{isvc.model_version(current)}) is already in progress",
             "`canary set N`, `promote` or `rollback` it",
         )
+    same_template = (isvc.model_version(current), isvc.faults(current)) == (str(version), settings.SERVE_FAULTS.get())
+    if same_template and isvc.canary_percent(current) in (None, 0) and b.status().get("latestRolledoutRevision"):
+        raise PlatformError(f"v{version} is what is served already; there is nothing to roll out", "gate a new model")
     if not 1 <= percent <= 99:
         raise PlatformError(f"a canary takes 1..99% of the traffic, not {percent}", "pass --percent 10")
     change = _rollout(settings.MODEL_NAME.get(), version, percent)
@@ -143,7 +146,9 @@ def promote() -> tuple[dict[str, Any], Change, str | None]:
 
 def _move_champion(version: str) -> str | None:
     from ml_platform import gate, registry
+    from platform_core import health
 
+    health.connect()  # the registry's login: without it an alias lookup fails like a missing alias
     name = settings.MODEL_NAME.get()
     challenger = registry.version_by_alias(name, gate.CHALLENGER)
     if challenger is None or str(challenger.version) != str(version):
