@@ -106,7 +106,7 @@ def start(version: str, percent: int) -> tuple[dict[str, Any], Change]:
             "`canary set N`, `promote` or `rollback` it",
         )
     same_template = (isvc.model_version(current), isvc.faults(current)) == (str(version), settings.SERVE_FAULTS.get())
-    if same_template and isvc.canary_percent(current) in (None, 0) and b.status().get("latestRolledoutRevision"):
+    if same_template and isvc.canary_percent(current) is None:  # no field: the spec's model has all the traffic
         raise PlatformError(f"v{version} is what is served already; there is nothing to roll out", "gate a new model")
     if not 1 <= percent <= 99:
         raise PlatformError(f"a canary takes 1..99% of the traffic, not {percent}", "pass --percent 10")
