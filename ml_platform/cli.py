@@ -121,3 +121,32 @@ def notebook():
     state = "already running" if server.already_running else f"pid {server.pid}"
     done(f"JupyterLab ({state}): {server.url}  — stop with `task down`")
     return server
+
+
+@app.command("pipeline-compile")
+def pipeline_compile():
+    """Compile the Kubeflow pipeline (ETL -> tune -> gate -> rollout) to manifests/pipelines/ (IR YAML)."""
+    from ml_platform.pipeline import compile_pipeline
+
+    done(f"compiled the pipeline -> {compile_pipeline()}")
+
+
+@app.command("pipeline-run")
+def pipeline_run(
+    samples: Annotated[int, typer.Option(help="Trials (0: the search config's)")] = 0,
+    max_rounds: Annotated[int, typer.Option(help="Boosting rounds (0: the search config's)")] = 0,
+):
+    """Run the same pipeline locally with kfp.local against the local stack."""
+    from ml_platform.pipeline import run_local
+
+    health.connect(s3=True)
+    run_local(samples=samples, max_rounds=max_rounds)
+    done("pipeline finished (task outputs under <state>/pipelines)")
+
+
+@app.command("pipeline-submit")
+def pipeline_submit():
+    """Submit the compiled pipeline to the Kubeflow Pipelines endpoint PLATFORM_KFP_HOST."""
+    from ml_platform.pipeline import submit
+
+    done(f"submitted: run {submit()}")

@@ -131,6 +131,9 @@ SEARCH_CONFIG = _Setting(
 TUNE_SAMPLES = _Setting("PLATFORM_TUNE_SAMPLES", int, None, "Trials per search (overrides budget.samples)")
 TUNE_MAX_ROUNDS = _Setting("PLATFORM_TUNE_MAX_ROUNDS", int, None, "Max boosting rounds (overrides budget.max_rounds)")
 SEED = _Setting("PLATFORM_SEED", int, None, "Seed of the search (overrides the search config's seed)")
+KFP_HOST = _Setting(
+    "PLATFORM_KFP_HOST", str, None, "Kubeflow Pipelines API for `task pipeline:submit` (e.g. a port-forward)"
+)
 DEMO_SECOND_SEED = _Setting(
     "PLATFORM_DEMO_SECOND_SEED", int, 44,
     "Seed of the demo's second (canary) search; 44 gives a challenger that beats the shipped demo's first model on "

@@ -1,0 +1,168 @@
+"""The whole flow as one Kubeflow Pipelines pipeline: ETL -> tune -> gate -> (passed) export -> rollout.
+
+Each component is a thin lightweight component over the stage command the task targets call (no copied logic):
+the component imports the platform package installed in its image (`PLATFORM_IMAGE`) and passes what the stage
+produced on as kfp artifacts with metadata (dataset version and content hash, search and best run, model version,
+gate decision). The gate is a condition: the rollout runs only when it passed, the other branch records why.
+The rollout serves the model at 100% when nothing is served yet, else starts a 10% canary and lets the automatic
+analysis promote or roll it back.
+
+    task pipeline:compile    -> manifests/pipelines/kfserve-bundle.yaml (what KFP runs on a cluster)
+    task pipeline:run        -> the same pipeline locally with kfp.local against the local stack
+"""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations as objects, not strings.
+import os
+
+from kfp import dsl
+
+# The components' image on a cluster (docker/Dockerfile: the locked dependencies + this package); a pinned tag.
+IMAGE = os.environ.get("PLATFORM_IMAGE", "ghcr.io/kfserve-bundle/platform:0.1.0")
+PIPELINE_NAME = "kfserve-bundle"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def etl(dataset: dsl.Output[dsl.Dataset]):
+    """Spark ETL of PLATFORM_DATASET: a versioned curated dataset (unchanged input reuses its version)."""
+    import json
+
+    from data_platform.cli import etl as stage
+
+    result = stage(raw_path=None, lake=None)
+    dataset.metadata.update({"dataset": result.dataset, "version": result.version, "reused": result.reused,
+                             "content_hash": result.content_hash, "rows_curated": result.rows_curated,
+                             "rows_quarantined": result.rows_quarantined})  # fmt: skip
+    with open(dataset.path, "w") as out:
+        json.dump({**dataset.metadata, "path": result.path}, out)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def tune(dataset: dsl.Input[dsl.Dataset], samples: int, max_rounds: int, seed: int, model: dsl.Output[dsl.Model]):
+    """Ray Tune search on the published dataset; every trial an MLflow run; the best trial is the output."""
+    import json
+
+    from ml_platform.cli import tune as stage
+
+    result = stage(samples=samples or None, max_rounds=max_rounds or None, config=None, resume=False,
+                   seed=seed if seed >= 0 else None)  # fmt: skip
+    model.metadata.update({"search_run": result.parent_run_id, "run_id": result.best_run_id,
+                           "valid_mlogloss": result.best_metrics.get("valid_mlogloss"),
+                           "dataset_version": dataset.metadata.get("version")})  # fmt: skip
+    with open(model.path, "w") as out:
+        json.dump({**model.metadata, "model_uri": result.best_model_uri}, out)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def gate(model: dsl.Input[dsl.Model], gated: dsl.Output[dsl.Model]) -> str:
+    """Challenger vs @champion on the test split; returns `passed` / `rejected` / `unchanged`, never fails on a
+    rejection (the pipeline branches on it)."""
+    import json
+
+    from ml_platform.gate import run_gate
+    from platform_core import health
+
+    health.connect()
+    report = run_gate(run_id=model.metadata["run_id"], promote_on_pass=False)
+    failed = report.failed_rule
+    gated.metadata.update({"decision": report.outcome, "version": str(report.challenger["version"]),
+                           "reason": f"{failed['rule']}: {failed['detail']}" if failed else "",
+                           "report": report.report_path})  # fmt: skip
+    with open(gated.path, "w") as out:
+        json.dump(gated.metadata, out)
+    return report.outcome
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def rollout(gated: dsl.Input[dsl.Model], percent: int, bundle: dsl.Output[dsl.Model]) -> str:
+    """Export the gated version's serving bundle, then serve it (nothing served yet) or canary it with the
+    automatic analysis. Returns `served`, `promoted` or `rolled back`."""
+    from inference_service import analysis, canary
+    from inference_service.cli import _ensure_bundle
+    from ml_platform.export import serving_uri
+    from platform_core import health, settings
+
+    health.connect(s3=True)
+    version = gated.metadata["version"]
+    _ensure_bundle(version)
+    bundle.metadata.update({"version": version, "storage_uri": serving_uri(settings.MODEL_NAME.get(), version)})
+    if canary.backend().current() is None:
+        from ml_platform.gate import promote
+
+        promote()
+        canary.serve(version)
+        outcome = "served"
+    else:
+        canary.start(version, percent)
+        outcome = analysis.run().verdict
+    bundle.metadata["outcome"] = outcome
+    with open(bundle.path, "w") as out:
+        out.write(outcome)
+    return outcome
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def record_rejection(gated: dsl.Input[dsl.Model]) -> str:
+    """The rejected branch: why the challenger was not rolled out (the gate's failed rule and its report)."""
+    reason = f"v{gated.metadata['version']} not rolled out: {gated.metadata['decision']} ({gated.metadata['reason']})"
+    print(reason)
+    return reason
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Raw data -> curated dataset -> tuned XGBoost -> gate -> canary")
+def flow(samples: int = 0, max_rounds: int = 0, seed: int = -1, canary_percent: int = 10):
+    """samples / max_rounds 0 and seed -1 mean: the search config's own values."""
+    curated = etl()
+    searched = tune(dataset=curated.outputs["dataset"], samples=samples, max_rounds=max_rounds, seed=seed)
+    decided = gate(model=searched.outputs["model"])
+    with dsl.If(decided.outputs["Output"] == "passed", name="gate-passed"):
+        rollout(gated=decided.outputs["gated"], percent=canary_percent)
+    with dsl.Else(name="gate-did-not-pass"):
+        record_rejection(gated=decided.outputs["gated"])
+
+
+COMPILED = "manifests/pipelines/kfserve-bundle.yaml"
+
+
+def compile_pipeline(path: str | None = None) -> str:
+    """Write the pipeline's IR YAML (what a KFP server runs); returns its path."""
+    from kfp import compiler
+
+    from platform_core import settings
+
+    target = path or str(settings.REPO_ROOT / COMPILED)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    compiler.Compiler().compile(flow, target)
+    return target
+
+
+def run_local(**arguments) -> dict:
+    """Run the pipeline here with kfp.local (one subprocess per task, this venv, nothing installed at run time)
+    against the local stack; returns the tasks' outputs."""
+    from kfp import local
+
+    from platform_core import settings
+
+    root = settings.state_dir() / "pipelines"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    return flow(**arguments)
+
+
+def submit(arguments: dict | None = None) -> str:
+    """Submit the compiled pipeline to the KFP endpoint of the settings; returns the run id."""
+    import kfp
+
+    from platform_core import settings
+    from platform_core.errors import ConfigError, ServiceUnavailable
+
+    host = settings.KFP_HOST.get()
+    if not host:
+        raise ConfigError("no Kubeflow Pipelines endpoint configured", "set PLATFORM_KFP_HOST (e.g. via port-forward)")
+    try:
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_package(compile_pipeline(), arguments=arguments or {})
+    except Exception as exc:  # noqa: BLE001 - kfp raises urllib3/ApiException/ValueError for an absent endpoint
+        raise ServiceUnavailable(
+            f"Kubeflow Pipelines at {host} did not accept the run: {exc}", "check PLATFORM_KFP_HOST"
+        ) from exc
+    return run.run_id

@@ -1,0 +1,68 @@
+"""The Kubeflow pipeline: compiles deterministically, the committed IR is a fresh compile, the gate is a condition
+over the canary, every component is a thin call of a stage function, and the image builds only from the lock."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from ml_platform import pipeline
+from platform_core import settings
+
+COMPILED = settings.REPO_ROOT / pipeline.COMPILED
+DOCKERFILE = settings.REPO_ROOT / "docker" / "Dockerfile"
+
+
+def test_compiling_twice_gives_identical_bytes_and_equals_the_committed_ir(tmp_path):
+    first = pipeline.compile_pipeline(str(tmp_path / "a.yaml"))
+    second = pipeline.compile_pipeline(str(tmp_path / "b.yaml"))
+    text = Path(first).read_bytes()
+    assert text == Path(second).read_bytes()
+    assert COMPILED.read_bytes() == text, "stale: run `task pipeline:compile`"
+
+
+def test_the_rollout_runs_only_when_the_gate_passed():
+    ir = yaml.safe_load(COMPILED.read_text())
+    tasks = ir["root"]["dag"]["tasks"]
+    assert [t for t in ("etl", "tune", "gate") if t in tasks] == ["etl", "tune", "gate"]
+    (group,) = [t for name, t in tasks.items() if name.startswith("condition-branches")]
+    branches = ir["components"][group["componentRef"]["name"]]["dag"]["tasks"].values()
+    rules = {b["taskInfo"]["name"]: b["triggerPolicy"]["condition"] for b in branches}
+    assert rules["gate-passed"].endswith("== 'passed'") and rules["gate-did-not-pass"] == f"!({rules['gate-passed']})"
+    inner = {b["taskInfo"]["name"]: set(ir["components"][b["componentRef"]["name"]]["dag"]["tasks"]) for b in branches}
+    assert inner == {"gate-passed": {"rollout"}, "gate-did-not-pass": {"record-rejection"}}
+    # artifacts flow between the tasks: the dataset into tune, the model into the gate
+    assert tasks["tune"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "etl"
+    assert tasks["gate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "tune"
+
+
+def test_components_are_thin_calls_of_the_stage_functions_on_a_pinned_image():
+    ir = yaml.safe_load(COMPILED.read_text())
+    executors = ir["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        image = executor["container"]["image"]
+        assert ":" in image and not image.endswith(":latest"), (name, image)
+        source = "\n".join(executor["container"]["command"])
+        assert "pip install" not in source  # install_kfp_package=False: nothing is fetched at run time
+        assert len(source.splitlines()) < 120, name  # thin: the logic stays in the package
+    calls = {"etl": "data_platform.cli import etl", "tune": "ml_platform.cli import tune",
+             "gate": "ml_platform.gate import run_gate",
+             "rollout": "inference_service import analysis, canary"}  # fmt: skip
+    for component, call in calls.items():
+        assert call in "\n".join(executors[f"exec-{component}"]["container"]["command"]), component
+
+
+def test_the_image_installs_exactly_the_locked_dependencies():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", text, re.M)  # pinned base, the project's Python
+    syncs = re.findall(r"uv sync ([^\n]+)", text)
+    assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)  # the lock or nothing
+    assert "COPY pyproject.toml uv.lock" in text
+    project = tomllib.loads((settings.REPO_ROOT / "pyproject.toml").read_text())
+    for package in project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
+        assert f"COPY {package}/ {package}/" in text, package
+    assert re.search(r"^USER \d+", text, re.M)  # not root
+    assert pipeline.IMAGE.split(":")[0] in text and pipeline.IMAGE.split(":")[1] in text
