@@ -158,9 +158,14 @@ def reconcile(spec: dict[str, Any], revive: bool = True) -> dict[str, Any]:
     name, version, uri = spec["metadata"]["name"], isvc.model_version(spec), isvc.storage_uri(spec)
     percent = isvc.canary_percent(spec)
     with locked():
-        state = load()
+        state, retired = load(), []
         if state.model and state.model != name:
-            raise PlatformError(f"this state dir serves {state.model}, not {name}", "run `task down` first")
+            # Another model on the same public ports: it replaces the served one once it is ready (no canary
+            # across models: they answer different requests).
+            if percent is not None:
+                raise PlatformError(f"{state.model} is served here, not {name}", f"serve {name} first (`task serve`)")
+            retired = [r for r in state.revisions if r.running()]
+            state = State(created=state.created)
         state.model = name
         latest = state.latest
         # As in KServe, a changed template (model, or the revision's environment: here its faults) is a new revision.
@@ -181,7 +186,7 @@ def reconcile(spec: dict[str, Any], revive: bool = True) -> dict[str, Any]:
             state.previous_rolled_out, state.rolled_out = state.rolled_out, latest.name
         state.traffic = traffic
         _save(state)
-        for rev in state.revisions:
+        for rev in [*retired, *state.revisions]:
             if traffic.get(rev.name, 0) == 0 and rev.running():
                 stop_revision(rev)
         return status(state)

@@ -120,13 +120,15 @@ def test_deploy_applies_the_build_and_never_overwrites_secrets(task, fake_kubect
     stub, log = fake_kubectl
     isvc = tmp_path / "isvc.yaml"
     isvc.write_text("kind: InferenceService\n")
+    (tmp_path / "servingruntime.yaml").write_text("kind: ServingRuntime\n")
     res = _deploy(task, stub, "OVERLAY=dev", f"ISVC_FILE={isvc}", PLATFORM_ROLE_ARN="arn:aws:iam::1:role/x")
     assert res.returncode == 0, res.stderr
     calls = log.read_text().splitlines()
     assert calls[0].startswith("apply -f ") and calls[0].endswith("-l platform/example-secret!=true")
     assert calls[1].startswith("create -f ") and "-l platform/example-secret=true --save-config" in calls[1]
     assert calls[2].startswith("-n ml-platform annotate --overwrite serviceaccount mlflow ray-tune kserve-s3")
-    assert calls[3] == f"-n ml-platform apply -f {isvc}"
+    assert calls[3] == f"-n ml-platform apply -f {tmp_path / 'servingruntime.yaml'}"  # the runtime it names, first
+    assert calls[4] == f"-n ml-platform apply -f {isvc}"
 
 
 def test_deploy_production_has_no_example_secrets_and_reports_missing_isvc(task, fake_kubectl, tmp_path):

@@ -41,7 +41,8 @@ def test_generated_binary_dataset_runs_the_whole_flow_on_settings_alone(local_st
     assert report.challenger["version"]
     ml_cli.export()
     served = serving_cli.serve()
-    assert served.model_name == "wide-xgboost"
+    ((revision, percent),) = [(t["revisionName"], t["percent"]) for t in served["traffic"]]
+    assert revision.startswith("wide-xgboost-predictor-") and percent == 100
 
     splits = load_splits()
     assert splits.feature_names == [f"x{i:02d}" for i in range(24)] and splits.classes == ["c0", "c1"]
