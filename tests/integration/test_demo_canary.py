@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -114,17 +113,23 @@ def test_killing_the_canary_mid_rollout_rolls_back_and_the_stable_keeps_answerin
     stable = canary.status()["latestRolledoutRevision"]
     status = canary_start(alias="champion", percent=10)
     victim = revisions.load().get(status["latestCreatedRevision"])
-    first_step = threading.Event()
+    steps: list[str] = []
+    failed_by_first_check: list[int] = []
 
     def progress(line: str) -> None:
-        if not first_step.is_set():
-            first_step.set()
+        steps.append(line)
+        if len(steps) == 1:
             os.killpg(victim.daemon.pid(), signal.SIGKILL)  # the revision and its supervisor, no goodbye
+        elif len(steps) == 2:  # the first check after the kill has just failed
+            failed_by_first_check.append(load.tally.failed)
 
     with _steady_load() as load:
         report = analysis.run(_quick_policy(steps=[10, 25, 50]), progress=progress)
     assert report.steps[0]["passed"] and report.verdict == "rolled back"
     assert {"canary answers"} == {c["name"] for s in report.steps[1:] for c in s["checks"]}
-    assert load.tally.failed == 0, load.tally.failures  # refused connections are retried on the stable revision
+    # Requests in flight on the canary when it was killed may fail (at most one per load thread); after the first
+    # check none does: refused connections are retried on the stable revision, which then takes everything.
+    assert failed_by_first_check[0] <= 2, load.tally.failures
+    assert load.tally.failed == failed_by_first_check[0], load.tally.failures
     assert canary.status()["latestRolledoutRevision"] == stable
     assert set(_answering(20)) == {stable}
