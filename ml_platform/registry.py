@@ -67,7 +67,10 @@ def version_by_alias(model_name: str, alias: str):
     """The ModelVersion an alias points at, or None (also when the model is not registered yet)."""
     try:
         return client().get_model_version_by_alias(model_name, alias)
-    except mlflow.exceptions.MlflowException:
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.get_http_status_code() in (401, 403):  # not "no alias": the registry refused us
+            raise PlatformError(f"the MLflow registry refused the login ({exc.get_http_status_code()})",
+                                "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD") from exc  # fmt: skip
         return None
 
 

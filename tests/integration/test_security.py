@@ -199,6 +199,17 @@ def test_mlflow_refuses_anonymous_and_wrong_logins(local_stack):
     assert httpx.get(search, auth=("someone-else", password), timeout=10).status_code == 401
 
 
+def test_a_refused_registry_login_is_an_error_not_a_missing_alias(local_stack, monkeypatch):
+    from ml_platform import registry
+    from platform_core.errors import PlatformError
+
+    user, password = settings.mlflow_credentials()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password + "x")
+    with pytest.raises(PlatformError, match="refused the login"):
+        registry.version_by_alias(settings.MODEL_NAME.get(), "champion")
+
+
 def test_mlflow_credentials_command_prints_the_login(local_stack):
     result = subprocess.run(
         [sys.executable, "-m", "platform_cli", "mlflow-credentials"], capture_output=True, text=True, timeout=60
