@@ -63,7 +63,8 @@ def config(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) ->
         return srv
 
     return {
-        "admin": {"listen": f"unix/{admin_socket()}|0600"},
+        # No autosave of live changes to ~/.config/caddy: the spec in the state dir is the only record.
+        "admin": {"listen": f"unix/{admin_socket()}|0600", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(settings.state_dir() / "caddy")},
         "logging": {"logs": {"default": {"level": "WARN"}}},
         "apps": {
@@ -128,7 +129,8 @@ def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> 
         admin_socket().unlink(missing_ok=True)  # left by a killed proxy; Caddy will not bind over it
         path.write_text(json.dumps(cfg, indent=1))
         os.chmod(path, 0o600)
-        PROXY.start([_caddy(), "run", "--config", str(path)], env={"XDG_DATA_HOME": str(settings.state_dir())})
+        home = str(settings.state_dir() / "caddy")  # Caddy's data and config dirs: in the state dir, not ~
+        PROXY.start([_caddy(), "run", "--config", str(path)], env={"XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home})
         PROXY.wait_ready(lambda: _admin().get("/config/").status_code == 200, timeout=30, what="the serving proxy")
         return
     with _admin() as admin:

@@ -78,6 +78,7 @@ def test_proxy_config_splits_by_percent_routes_tags_and_has_no_tcp_admin(tmp_pat
     stable, canary = proxy.Upstream("m-00001", 30001, 30002, 90), proxy.Upstream("m-00002", 30003, 30004, 10)
     cfg = proxy.config("m", [stable, canary], {"prev": stable, "latest": canary})
     assert cfg["admin"]["listen"] == f"unix/{tmp_path}/run/caddy-admin.sock|0600"
+    assert cfg["admin"]["config"]["persist"] is False and cfg["storage"]["root"].startswith(str(tmp_path))
     rest = cfg["apps"]["http"]["servers"]["rest"]
     assert rest["listen"] == [f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}"]
     split = rest["routes"][-1]["handle"][0]
