@@ -127,9 +127,9 @@ class LocalSource:
 class PrometheusSource:
     """The same series from a Prometheus server (cluster mode): increases over the window since `start`."""
 
-    def __init__(self, url: str, revisions: dict[str, str]):
+    def __init__(self, url: str, revisions: dict[str, str], window_s: float = 0.0):
         self.url, self.revisions = url.rstrip("/"), revisions
-        self._started = time.time()
+        self._started = time.time() - window_s
 
     def start(self) -> None:
         self._started = time.time()
@@ -167,9 +167,7 @@ def revision_stats(revision: dict[str, Any]) -> Stats | None:
     """Everything a running revision answered so far (local: since it started; cluster: the last 5 minutes)."""
     revisions = {revision["name"]: revision.get("url", "")}
     if settings.profile() == "cluster":
-        source = PrometheusSource(settings.PROMETHEUS_URL.get(), revisions)
-        source._started = time.time() - 300
-        return source.measure(revision["name"])
+        return PrometheusSource(settings.PROMETHEUS_URL.get(), revisions, window_s=300).measure(revision["name"])
     try:
         return LocalSource(revisions).scrape(revision["name"])
     except httpx.HTTPError:

@@ -187,3 +187,53 @@ def test_faults_are_part_of_the_revision_template(defaults, monkeypatch):
     assert rehearsal["spec"]["predictor"]["model"]["env"] == [
         {"name": "PLATFORM_SERVE_FAULTS", "value": "error_rate=0.3"}
     ]
+
+
+def test_prometheus_source_reads_a_revisions_window_from_the_query_api():
+    """Cluster mode's metrics: PromQL over the window, answers in the Prometheus HTTP API's vector shape."""
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    from inference_service.revision_metrics import PrometheusSource
+
+    queries: list[str] = []
+
+    def vector(rows):
+        return {"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": metric, "value": [1.0, str(value)]} for metric, value in rows]}}  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            query = parse_qs(urlparse(self.path).query)["query"][0]
+            queries.append(query)
+            if "requests_total" in query:
+                body = vector([({"code": "2xx"}, 95), ({"code": "5xx"}, 5)])
+            elif "seconds_bucket" in query:
+                body = vector([({"le": "0.01"}, 90), ({"le": "0.1"}, 100), ({"le": "+Inf"}, 100)])
+            else:
+                body = vector([({"label": "a"}, 60), ({"label": "b"}, 40)])
+            data = _json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        stats = PrometheusSource(url, {"m-00002": ""}, window_s=120).measure("m-00002")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stats.requests == 100 and stats.success_rate == pytest.approx(0.95)
+    assert stats.predicted == {"a": 60.0, "b": 40.0} and 0.01 < stats.quantile(0.95) <= 0.1
+    assert all('revision="m-00002"' in q and "[12" in q for q in queries) and len(queries) == 3
+    with pytest.raises(Exception, match="did not answer"):
+        PrometheusSource("http://127.0.0.1:9", {"m": ""}).measure("m")  # nothing listens on port 9
