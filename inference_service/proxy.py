@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from functools import reduce
@@ -25,6 +24,7 @@ import httpx
 
 from platform_core import settings
 from platform_core.errors import PlatformError
+from platform_core.private_files import write_private
 from platform_core.stack import SERVING_PROXY as PROXY
 
 
@@ -124,11 +124,9 @@ def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> 
     cfg = config(model_name, split, tags)
     if PROXY.pid() is None:
         path = settings.state_dir() / "serving" / "caddy.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         admin_socket().parent.mkdir(parents=True, exist_ok=True)
         admin_socket().unlink(missing_ok=True)  # left by a killed proxy; Caddy will not bind over it
-        path.write_text(json.dumps(cfg, indent=1))
-        os.chmod(path, 0o600)
+        write_private(path, json.dumps(cfg, indent=1))  # 0600 from the start, not chmod-ed after writing
         home = str(settings.state_dir() / "caddy")  # Caddy's data and config dirs: in the state dir, not ~
         PROXY.start([_caddy(), "run", "--config", str(path)], env={"XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home})
         PROXY.wait_ready(lambda: _admin().get("/config/").status_code == 200, timeout=30, what="the serving proxy")
