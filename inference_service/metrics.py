@@ -37,6 +37,21 @@ LATENCY = Histogram(
 )  # fmt: skip
 
 
+def exposition(accept: str) -> tuple[bytes, str] | None:
+    """Every worker's series summed (prometheus_client's multiprocess mode, see `inference_service.workers`);
+    None when this process serves alone and KServe's own `/metrics` has it all."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    from prometheus_client import CollectorRegistry
+    from prometheus_client import exposition as encoders
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    encoder, content_type = encoders.choose_encoder(accept)
+    return encoder(registry), content_type
+
+
 def rejected(model: str, version: str, reason: str) -> None:
     REQUESTS.labels(model, version, "rejected").inc()
     REJECTIONS.labels(model, version, reason).inc()

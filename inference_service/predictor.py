@@ -22,6 +22,7 @@ import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
 
 import kserve
 import numpy as np
+import orjson
 import xgboost as xgb
 from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
@@ -49,6 +50,7 @@ class XGBoostPredictor(kserve.Model):
         self.feature_names: list[str] = []
         self.classes: list[str] = []
         self._class_names = np.array([], dtype=object)
+        self._framed = np.array([], dtype=object)  # class names as binary-extension BYTES elements
         self.max_rows = settings.SERVE_MAX_ROWS.get()
         self.allow_non_finite = settings.SERVE_ALLOW_NON_FINITE.get()
         self.prediction_log = PredictionLog(Path(), rate=0.0)  # replaced by load()
@@ -70,6 +72,7 @@ class XGBoostPredictor(kserve.Model):
                 f"bundle.json names {len(self.feature_names)} features, the booster takes {self._n_features}"
             )
         self._class_names = np.array([c.encode() for c in self.classes], dtype=object)
+        self._framed = np.array([len(c).to_bytes(4, "little") + c for c in self._class_names], dtype=object)
         self.version = self.version or str(bundle["registry_version"])
         log_path = settings.state_dir() / "logs" / f"predictions-{self.name}-v{self.version}.jsonl"
         self.prediction_log = PredictionLog(log_path, settings.SERVE_PREDICTION_LOG_RATE.get())
@@ -140,8 +143,8 @@ class XGBoostPredictor(kserve.Model):
         # Small ones inline: the booster call takes microseconds, less than a hop to the thread pool.
         return self.answer(payload)
 
-    def answer(self, payload: InferRequest) -> InferResponse:
-        """Validate, predict and build the response (the synchronous core of `predict`)."""
+    def infer_arrays(self, payload: InferRequest) -> tuple[np.ndarray, np.ndarray]:
+        """Validate and predict: (probabilities FP32 [N, classes], class index [N]); counted and logged."""
         started = time.perf_counter()
         features = self._features(payload)
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
@@ -149,15 +152,54 @@ class XGBoostPredictor(kserve.Model):
         if proba.ndim == 1:  # a binary:logistic booster answers P(class 1) only
             proba = np.column_stack([1.0 - proba, proba])
         index = proba.argmax(axis=1)
+        counts = np.bincount(index, minlength=len(self.classes))
+        self.metrics.answered(len(index), time.perf_counter() - started, counts)
+        self.prediction_log.record(self.name, self.version or "", payload.id or "", features, index, self.classes)
+        return proba, index
+
+    def label_of(self, index: np.ndarray, as_index: bool) -> np.ndarray:
+        return index.astype(np.int64) if as_index else self._class_names[index]
+
+    def rest_answer(self, payload: InferRequest) -> tuple[bytes, int | None]:
+        """The REST body of the answer and, for binary outputs, the length of its JSON header. Encoded straight
+        from the arrays: orjson reads numpy natively, binary tensors are one join, where KServe's encoder makes
+        a Python object per value (a 1M-row answer would hold the GIL, and with it the event loop, for seconds).
+        Requests that name their outputs take KServe's encoder."""
+        if payload.request_outputs:
+            return self.answer(payload).to_rest()
+        proba, index = self.infer_arrays(payload)
+        as_index = bool((payload.parameters or {}).get(LABEL_AS_INDEX, False))
+        outputs = [
+            {"name": PROBABILITIES, "shape": list(proba.shape), "datatype": "FP32"},
+            {"name": LABEL, "shape": [len(index)], "datatype": "INT64" if as_index else "BYTES"},
+        ]
+        doc = {
+            "id": payload.id or generate_uuid(),
+            "model_name": self.name,
+            "model_version": self.version,
+            "outputs": outputs,
+            "parameters": {"service_version": SERVICE_VERSION},
+        }
+        if not payload.use_binary_outputs:
+            outputs[0]["data"] = proba.ravel()
+            outputs[1]["data"] = index.astype(np.int64) if as_index else [self.classes[i] for i in index.tolist()]
+            return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), None
+        # The binary tensor data extension: 4-byte little-endian length before each BYTES element.
+        raw = [proba.tobytes(), index.astype("<i8").tobytes() if as_index else b"".join(self._framed[index].tolist())]
+        for output, data in zip(outputs, raw, strict=True):
+            output["parameters"] = {"binary_data_size": len(data)}
+        header = orjson.dumps(doc)
+        return b"".join([header, *raw]), len(header)
+
+    def answer(self, payload: InferRequest) -> InferResponse:
+        """Validate, predict and build the response (the synchronous core of `predict`)."""
+        proba, index = self.infer_arrays(payload)
         as_index = bool((payload.parameters or {}).get(LABEL_AS_INDEX, False))
         binary = payload.use_binary_outputs
         probabilities = InferOutput(PROBABILITIES, list(proba.shape), "FP32")
         probabilities.set_data_from_numpy(proba, binary_data=binary)
         label = InferOutput(LABEL, [len(index)], "INT64" if as_index else "BYTES")
-        label.set_data_from_numpy(index.astype(np.int64) if as_index else self._class_names[index], binary_data=binary)
-        counts = np.bincount(index, minlength=len(self.classes))
-        self.metrics.answered(len(index), time.perf_counter() - started, counts)
-        self.prediction_log.record(self.name, self.version or "", payload.id or "", features, index, self.classes)
+        label.set_data_from_numpy(self.label_of(index, as_index), binary_data=binary)
         return InferResponse(
             response_id=payload.id or generate_uuid(),
             model_name=self.name,

@@ -9,12 +9,17 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
   FastAPI's own errors (unknown route, wrong method, unparsable body) carry `{"error"}` too.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
 - A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
+- Inference requests a served model takes as they are go the fast way (`inference_service.fast_rest`); the rest
+  are replayed to KServe's route. Bodies over 256 KiB are decoded and predicted on a worker thread, so liveness
+  and small requests keep answering during a large batch.
 
-All of it is one plain ASGI middleware (no per-request Starlette wrapper) and two exception handlers.
+All of it is one plain ASGI middleware (no per-request Starlette wrapper), outermost in KServe's app but for the
+revision's own, and two exception handlers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -26,15 +31,22 @@ import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from kserve.errors import ModelNotFound
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inference_service import metrics
+from inference_service import fast_rest, metrics
 
 logger = logging.getLogger("kserve")
 
 VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 BINARY_HEADER = b"inference-header-content-length"
+OFFLOAD_BYTES = 256 << 10  # larger request bodies are decoded and predicted off the event loop
+# The one map from platform errors to REST status codes (KServe's handlers agree for its own routes).
+STATUS = ((InvalidInput, 400), (ModelNotFound, 404), (ModelNotReady, 503))
+
+
+def status_of(exc: Exception) -> int:
+    return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
 
 
 class VersionNotServed(ModelNotFound):
@@ -48,15 +60,22 @@ class VersionNotServed(ModelNotFound):
 class V2Gaps:
     """ASGI middleware: versioned routes, body limit, binary-extension checks, JSON without Content-Type."""
 
-    def __init__(self, app, versions: dict[str, str], max_body: int):
+    def __init__(self, app, versions: dict[str, str], max_body: int, models: dict | None = None):
         self.app = app
         self.versions = versions  # model name -> the registry version this server answers for
         self.max_body = max_body
+        # Served models that answer REST themselves (`rest_answer`): their requests take the fast path.
+        self.models = {n: m for n, m in (models or {}).items() if hasattr(m, "rest_answer")}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
+        if path == "/metrics" and (summed := metrics.exposition(_header(scope, b"accept"))):
+            body, content_type = summed
+            headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            return await send({"type": "http.response.body", "body": body})
         if "/versions/" in path and (match := VERSIONED.match(path)):
             name, version = match["name"], match["version"]
             served = self.versions.get(name)
@@ -77,18 +96,22 @@ class V2Gaps:
                 logger.warning("rejected request: %s", problem)
                 self._count(path, "body_limit")
                 return await _error(send, 413, problem)
-            if BINARY_HEADER in found:
+            binary, ctype = found.get(BINARY_HEADER), found.get(b"content-type", b"").strip()
+            model = self.models.get(scope["path"].split("/")[3]) if scope["path"].count("/") == 4 else None
+            fast = model is not None and model.ready and (binary is not None or ctype in (b"", *JSON_TYPES))
+            if binary is not None or fast:
                 body = await _read_body(receive, self.max_body)
                 if body is None:  # a chunked body (no Content-Length) that went over the limit
                     self._count(path, "body_limit")
                     return await _error(send, 413, f"request body is over the limit of {self.max_body >> 20} MiB")
-                problem = binary_problem(found[BINARY_HEADER], body)
-                if problem:
+                if binary is not None and (problem := binary_problem(binary, body)):
                     logger.warning("rejected request: %s", problem)
                     self._count(path, "binary_body")
                     return await _error(send, 400, problem)
+                if fast and await _answer_fast(model, body, binary, send):
+                    return None
                 receive = _replay(body, receive)
-            elif not found.get(b"content-type", b"").strip():  # absent or empty
+            if binary is None and not ctype:  # absent or empty
                 kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
                 scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         return await self.app(scope, receive, send)
@@ -97,6 +120,44 @@ class V2Gaps:
         name = path.split("/")[3] if path.count("/") >= 3 else ""
         if name in self.versions:  # only served models: arbitrary names must not grow the label set
             metrics.rejected(name, self.versions[name], reason)
+
+
+JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+
+
+def _header(scope, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
+
+
+def _decode_and_answer(model, body: bytes, binary: bytes | None) -> tuple[bytes, int | None]:
+    return model.rest_answer(fast_rest.decode(body, binary, model.name))
+
+
+async def _answer_fast(model, body: bytes, binary: bytes | None, send) -> bool:
+    """Answer on the fast path; False when the request is not one it takes (the caller replays it)."""
+    try:
+        if len(body) > OFFLOAD_BYTES:
+            answer, header_length = await asyncio.to_thread(_decode_and_answer, model, body, binary)
+        else:
+            answer, header_length = _decode_and_answer(model, body, binary)
+    except fast_rest.NotFast:
+        return False
+    except Exception as exc:  # noqa: BLE001 - every failure is answered in {"error"} form, never dropped
+        status = status_of(exc)
+        if status < 500:
+            logger.warning("rejected request: %s: %s", type(exc).__name__, exc)
+        else:
+            logger.exception("inference failed")
+        await _error(send, status, str(exc) if status < 500 else f"inference failed: {type(exc).__name__}")
+        return True
+    headers = [(b"content-length", str(len(answer)).encode())]
+    if header_length is None:
+        headers.append((b"content-type", b"application/json"))
+    else:
+        headers += [(b"content-type", b"application/octet-stream"), (BINARY_HEADER, str(header_length).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+    return True
 
 
 ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "UINT32": 4, "INT32": 4,
@@ -188,9 +249,11 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
 
 
-def extend(app: FastAPI, versions: dict[str, str], max_body: int) -> None:
-    """Install the middleware and the 400 handler on KServe's app (before it starts serving)."""
+def extend(app: FastAPI, models: list, max_body: int) -> None:
+    """Install the middleware and the handlers on KServe's app, after KServe added its own middlewares (this one
+    is then outside them) and before it starts serving."""
+    versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
     app.state.served_versions = versions
-    app.add_middleware(V2Gaps, versions=versions, max_body=max_body)
+    app.add_middleware(V2Gaps, versions=versions, max_body=max_body, models={m.name: m for m in models})
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from inference_service import isvc, proxy
+from inference_service import isvc, proxy, workers
 from platform_core import settings
 from platform_core.errors import PlatformError
 from platform_core.processes import Daemon, free_port
@@ -120,11 +119,10 @@ def _start(state: State, model_name: str, version: str, storage_uri: str, faults
     host = settings.HOST.get()
     rev = Rev(f"{model_name}-predictor-{number:05d}", version, storage_uri, free_port(host), free_port(host), faults)
     model_dir = download(storage_uri, model_name, rev.name)
-    argv = [
-        sys.executable, "-m", "inference_service.server", "--model-name", model_name, "--model-dir", str(model_dir),
-        "--version", version, "--host", host, "--http-port", str(rev.http_port), "--grpc-port", str(rev.grpc_port),
-        "--revision", rev.name,
-    ]  # fmt: skip
+    argv = workers.server_argv([
+        "--model-name", model_name, "--model-dir", str(model_dir), "--version", version, "--host", host,
+        "--http-port", str(rev.http_port), "--grpc-port", str(rev.grpc_port), "--revision", rev.name,
+    ], settings.SERVE_WORKERS.get())  # fmt: skip
     daemon = rev.daemon
     # One OpenMP thread: revisions share two cores with each other and their clients.
     # K_REVISION: what Knative tells a revision's container its name is.

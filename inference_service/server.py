@@ -10,8 +10,10 @@ Written against kserve==0.21.0: the loopback binding relies on ModelServer inter
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import logging
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
 # isort: split
 
 import kserve
+import uvloop
 from grpc import aio
 from kserve import PredictorConfig
 from kserve import logging as kserve_logging
@@ -47,11 +50,12 @@ class _LoopbackGRPCServer(GRPCServer):
     It also leaves out kserve's LoggingInterceptor, which writes one INFO line per RPC.
     """
 
-    def __init__(self, host: str, *args, versions: dict[str, str], revision: str, **kwargs):
+    def __init__(self, host: str, *args, versions: dict[str, str], revision: str, reuse_port: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self._host = host
         self._versions = versions
         self._revision = revision
+        self._reuse_port = reuse_port
 
     async def start(self, max_workers: int) -> None:  # max_workers only feeds sync handlers; ours are async
         self._server = aio.server(
@@ -59,6 +63,8 @@ class _LoopbackGRPCServer(GRPCServer):
             options=[
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_LENGTH),
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_LENGTH),
+                # gRPC shares ports by default on Linux: a taken port would go unnoticed. Only workers share.
+                ("grpc.so_reuseport", int(self._reuse_port)),
             ],
         )
         servicer = _VersionedServicer(
@@ -143,17 +149,29 @@ class _LoadedDataPlane(DataPlane):
         return True
 
 
+def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """The REST listening socket. Worker processes of one server each bind their own with SO_REUSEPORT on the
+    same loopback address; the kernel spreads connections over them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))  # raises if the port is taken (by anything but a sibling worker)
+    return sock
+
+
 class LoopbackModelServer(kserve.ModelServer):
     """ModelServer whose REST and gRPC listeners bind `host` instead of 0.0.0.0 / [::]."""
 
     def __init__(
         self, host: str = "127.0.0.1", enable_grpc: bool = True, repository_api: bool = False, revision: str = "",
-        faults: Faults | None = None, **kwargs,
+        faults: Faults | None = None, reuse_port: bool = False, **kwargs,
     ):  # fmt: skip
         # The stock gRPC server is disabled and replaced by _LoopbackGRPCServer in _serve().
         super().__init__(enable_grpc=False, **kwargs)
         self.host = host
         self.revision, self.faults = revision, faults or Faults()
+        self.reuse_port = reuse_port
         self._loopback_grpc = enable_grpc
         if not repository_api:
             self.model_repository_extension = _DisabledRepository(model_registry=self.registered_models)
@@ -161,17 +179,23 @@ class LoopbackModelServer(kserve.ModelServer):
     def start(self, models: list[kserve.Model]) -> None:
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
         self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
-        # KServe's REST app is a module-level FastAPI app; what we add goes on before it serves.
+        self._models = models
         self._versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
-        rest.extend(kserve_app, self._versions, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
-        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
-            kserve_app.add_middleware(Revision, revision=self.revision, faults=self.faults)
         super().start(models)
 
+    async def _serve_rest(self) -> None:
+        """RESTServer.start() on our own socket, with the platform's middleware outside KServe's."""
+        self._rest_server.create_application()  # KServe's routes, middlewares and handlers on its module app
+        rest.extend(kserve_app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
+        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
+            kserve_app.add_middleware(Revision, revision=self.revision, faults=self.faults)
+        sock = _listen(self.host, self.http_port, self.reuse_port)
+        await self._rest_server._server.serve(sockets=[sock])
+
     async def _serve(self) -> None:
-        # RESTServer passes host="0.0.0.0" to uvicorn.Config, but uvicorn only reads it when the
-        # server starts listening, i.e. inside the gather() below, so overriding it here is enough.
-        self._rest_server.config.host = self.host
+        # ModelServer.start() queued RESTServer.start(), which binds 0.0.0.0; ours replaces it, unawaited.
+        self.servers[0].close()
+        self.servers[0] = self._serve_rest()
         if self._loopback_grpc:
             # Assigned to _grpc_server so ModelServer.stop() shuts it down on SIGTERM/SIGINT.
             self._grpc_server = _LoopbackGRPCServer(
@@ -183,6 +207,7 @@ class LoopbackModelServer(kserve.ModelServer):
                 grace_period=self.grace_period,
                 versions=self._versions,
                 revision=self.revision,
+                reuse_port=self.reuse_port,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         await super()._serve()
@@ -223,15 +248,21 @@ def serve(
     host: str = "127.0.0.1",
     grace_period: int = 5,
     revision: str = "",
+    reuse_port: bool = False,
 ) -> None:
-    """Load the model and block serving it until SIGTERM/SIGINT. grpc_port=None disables gRPC."""
+    """Load the model and block serving it until SIGTERM/SIGINT. grpc_port=None disables gRPC.
+    reuse_port: one of several worker processes on the same ports (`inference_service.workers`)."""
+    # kserve runs its servers with asyncio.run(), so uvicorn's own loop choice never applies: set it here.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())  # ModelServer.start() asks for the current loop first
     # Configured before ModelServer exists: it only sets up logging when the kserve logger has no handlers.
     kserve_logging.configure_logging(_quiet_log_config())
     logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).addFilter(_OneLineRejections())
     model = XGBoostPredictor(model_name, model_dir, version)
     model.load()
     # Every argument is explicit: ModelServer's defaults are taken from the import-time argv parse.
-    # workers must stay 1 since the multi-process REST server does not go through _serve().
+    # workers=1: KServe's multi-process REST server re-imports its app in each child, without the platform's
+    # middleware or the loopback binding; several workers are separate processes (inference_service.workers).
     server = LoopbackModelServer(
         host=host,
         http_port=http_port,
@@ -240,6 +271,7 @@ def serve(
         repository_api=settings.SERVE_REPOSITORY_API.get(),
         revision=revision,
         faults=Faults.parse(settings.SERVE_FAULTS.get()),
+        reuse_port=reuse_port,
         workers=1,
         max_threads=1,
         max_asyncio_workers=2,
@@ -265,10 +297,11 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--host", default=settings.HOST.get())
     parser.add_argument("--revision", default=metrics.REVISION, help="Revision name to answer as (default: K_REVISION)")
+    parser.add_argument("--reuse-port", action="store_true", help="Share the ports with sibling worker processes")
     args = parser.parse_args()
     serve(
         args.model_name, args.model_dir, args.version, args.http_port, args.grpc_port, host=args.host,
-        revision=args.revision,
+        revision=args.revision, reuse_port=args.reuse_port,
     )  # fmt: skip
 
 

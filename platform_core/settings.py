@@ -107,6 +107,10 @@ SERVE_PREDICTION_LOG_RATE = _Setting(
     "PLATFORM_SERVE_PREDICTION_LOG_RATE", float, 0.0,
     "Share of answered requests written to <state>/logs/predictions-<model>-v<version>.jsonl (0 = off, 1 = all)",
 )  # fmt: skip
+SERVE_WORKERS = _Setting(
+    "PLATFORM_SERVE_WORKERS", int, 1,
+    "Server processes per revision, sharing its loopback ports (SO_REUSEPORT); about 330 MB each",
+)  # fmt: skip
 SERVE_ALLOW_NON_FINITE = _Setting(
     "PLATFORM_SERVE_ALLOW_NON_FINITE", _bool, False,
     "Accept NaN/Inf features (XGBoost reads NaN as 'missing'); off: such rows are rejected with a 400",
