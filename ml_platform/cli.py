@@ -135,13 +135,16 @@ def pipeline_compile():
 def pipeline_run(
     samples: Annotated[int, typer.Option(help="Trials (0: the search config's)")] = 0,
     max_rounds: Annotated[int, typer.Option(help="Boosting rounds (0: the search config's)")] = 0,
+    seed: Annotated[int, typer.Option(help="Search seed (-1: the search config's)")] = -1,
 ):
     """Run the same pipeline locally with kfp.local against the local stack."""
     from ml_platform.pipeline import run_local
 
     health.connect(s3=True)
-    run_local(samples=samples, max_rounds=max_rounds)
-    done("pipeline finished (task outputs under <state>/pipelines)")
+    tasks = run_local(samples=samples, max_rounds=max_rounds, seed=seed)
+    summary = ", ".join(f"{t.name} {t.status}" for t in tasks.values())
+    done(f"pipeline finished: {summary} (outputs under {settings.state_dir() / 'pipelines'})")
+    return tasks
 
 
 @app.command("pipeline-submit")

@@ -13,6 +13,7 @@ analysis promote or roll it back.
 
 # No `from __future__ import annotations`: kfp reads the components' annotations as objects, not strings.
 import os
+from typing import NamedTuple
 
 from kfp import dsl
 
@@ -22,9 +23,12 @@ PIPELINE_NAME = "kfserve-bundle"
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def etl(dataset: dsl.Output[dsl.Dataset]):
-    """Spark ETL of PLATFORM_DATASET: a versioned curated dataset (unchanged input reuses its version)."""
+def etl(dataset: dsl.Output[dsl.Dataset]) -> NamedTuple("Curated", [("version", int), ("content_hash", str)]):
+    """Spark ETL of PLATFORM_DATASET: a versioned curated dataset (unchanged input reuses its version). Never
+    cached by kfp (it has no inputs to key on); the ETL's own content hash makes a re-run on the same raw files
+    reuse the version."""
     import json
+    from collections import namedtuple
 
     from data_platform.cli import etl as stage
 
@@ -34,11 +38,15 @@ def etl(dataset: dsl.Output[dsl.Dataset]):
                              "rows_quarantined": result.rows_quarantined})  # fmt: skip
     with open(dataset.path, "w") as out:
         json.dump({**dataset.metadata, "path": result.path}, out)
+    return namedtuple("Curated", ["version", "content_hash"])(result.version, result.content_hash)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def tune(dataset: dsl.Input[dsl.Dataset], samples: int, max_rounds: int, seed: int, model: dsl.Output[dsl.Model]):
-    """Ray Tune search on the published dataset; every trial an MLflow run; the best trial is the output."""
+def tune(dataset_version: int, content_hash: str, samples: int, max_rounds: int, seed: int,
+         model: dsl.Output[dsl.Model]):  # fmt: skip
+    """Ray Tune search on the published dataset; every trial an MLflow run; the best trial is the output.
+    Its inputs are parameters (the dataset's content hash, not its artifact, whose URI is new every run): the
+    same data and search settings give the same cache key, locally and on KFP, and the search is reused."""
     import json
 
     from ml_platform.cli import tune as stage
@@ -47,7 +55,7 @@ def tune(dataset: dsl.Input[dsl.Dataset], samples: int, max_rounds: int, seed: i
                    seed=seed if seed >= 0 else None)  # fmt: skip
     model.metadata.update({"search_run": result.parent_run_id, "run_id": result.best_run_id,
                            "valid_mlogloss": result.best_metrics.get("valid_mlogloss"),
-                           "dataset_version": dataset.metadata.get("version")})  # fmt: skip
+                           "dataset_version": dataset_version, "dataset_hash": content_hash})  # fmt: skip
     with open(model.path, "w") as out:
         json.dump({**model.metadata, "model_uri": result.best_model_uri}, out)
 
@@ -111,13 +119,16 @@ def record_rejection(gated: dsl.Input[dsl.Model]) -> str:
 @dsl.pipeline(name=PIPELINE_NAME, description="Raw data -> curated dataset -> tuned XGBoost -> gate -> canary")
 def flow(samples: int = 0, max_rounds: int = 0, seed: int = -1, canary_percent: int = 10):
     """samples / max_rounds 0 and seed -1 mean: the search config's own values."""
-    curated = etl()
-    searched = tune(dataset=curated.outputs["dataset"], samples=samples, max_rounds=max_rounds, seed=seed)
-    decided = gate(model=searched.outputs["model"])
+    # Cached: only the search (its key is the dataset's content hash and the search settings). The ETL checks
+    # its input itself; the gate and the rollout depend on the registry and the served model, not on inputs.
+    curated = etl().set_caching_options(False)
+    searched = tune(dataset_version=curated.outputs["version"], content_hash=curated.outputs["content_hash"],
+                    samples=samples, max_rounds=max_rounds, seed=seed)  # fmt: skip
+    decided = gate(model=searched.outputs["model"]).set_caching_options(False)
     with dsl.If(decided.outputs["Output"] == "passed", name="gate-passed"):
-        rollout(gated=decided.outputs["gated"], percent=canary_percent)
+        rollout(gated=decided.outputs["gated"], percent=canary_percent).set_caching_options(False)
     with dsl.Else(name="gate-did-not-pass"):
-        record_rejection(gated=decided.outputs["gated"])
+        record_rejection(gated=decided.outputs["gated"]).set_caching_options(False)
 
 
 COMPILED = "manifests/pipelines/kfserve-bundle.yaml"
@@ -136,16 +147,11 @@ def compile_pipeline(path: str | None = None) -> str:
 
 
 def run_local(**arguments) -> dict:
-    """Run the pipeline here with kfp.local (one subprocess per task, this venv, nothing installed at run time)
-    against the local stack; returns the tasks' outputs."""
-    from kfp import local
+    """Run the pipeline here with kfp.local against the local stack (ml_platform.pipeline_local); returns the
+    tasks by name with their status and time."""
+    from ml_platform import pipeline_local
 
-    from platform_core import settings
-
-    root = settings.state_dir() / "pipelines"
-    root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    return flow(**arguments)
+    return pipeline_local.run(flow, **arguments)
 
 
 def submit(arguments: dict | None = None) -> str:

@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ml_platform import pipeline
@@ -34,9 +35,13 @@ def test_the_rollout_runs_only_when_the_gate_passed():
     assert rules["gate-passed"].endswith("== 'passed'") and rules["gate-did-not-pass"] == f"!({rules['gate-passed']})"
     inner = {b["taskInfo"]["name"]: set(ir["components"][b["componentRef"]["name"]]["dag"]["tasks"]) for b in branches}
     assert inner == {"gate-passed": {"rollout"}, "gate-did-not-pass": {"record-rejection"}}
-    # artifacts flow between the tasks: the dataset into tune, the model into the gate
-    assert tasks["tune"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "etl"
+    # the dataset's version and content hash into tune (parameters: a stable cache key), the model into the gate
+    for name in ("dataset_version", "content_hash"):
+        assert tasks["tune"]["inputs"]["parameters"][name]["taskOutputParameter"]["producerTask"] == "etl"
     assert tasks["gate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "tune"
+    # only the search is cached: the ETL checks its input itself, the gate and rollout depend on the registry
+    assert tasks["tune"]["cachingOptions"] == {"enableCache": True}
+    assert not tasks["etl"]["cachingOptions"] and not tasks["gate"]["cachingOptions"]
 
 
 def test_components_are_thin_calls_of_the_stage_functions_on_a_pinned_image():
@@ -66,3 +71,32 @@ def test_the_image_installs_exactly_the_locked_dependencies():
         assert f"COPY {package}/ {package}/" in text, package
     assert re.search(r"^USER \d+", text, re.M)  # not root
     assert pipeline.IMAGE.split(":")[0] in text and pipeline.IMAGE.split(":")[1] in text
+
+
+def test_a_failing_task_is_one_error_naming_the_task_and_the_stages_message(isolated_settings, monkeypatch, capsys):
+    from platform_core.errors import PlatformError
+
+    monkeypatch.setenv("PLATFORM_DATASET", "no-such-dataset")  # the ETL task's stage refuses it
+    with pytest.raises(PlatformError) as failure:
+        pipeline.run_local()
+    message = str(failure.value)
+    assert message.startswith("pipeline task 'etl' failed: ConfigError: no contract ")
+    assert "no-such-dataset.yaml" in message and "pipeline.log" in message
+    console = capsys.readouterr().out
+    assert "etl" in console and "failed in" in console
+    assert "Traceback" not in console and "executor_input" not in console  # kfp's stream went to the log
+    log = settings.state_dir() / "logs" / "pipeline.log"
+    assert "Traceback" in log.read_text()
+
+
+def test_the_dockerfile_passes_hadolint(tmp_path):
+    import subprocess
+    import sys
+
+    hadolint = Path(sys.executable).with_name("hadolint")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    found = subprocess.run([hadolint, bad], capture_output=True, text=True)
+    assert found.returncode != 0 and "DL3007" in found.stdout  # the linter really lints: `latest` is flagged
+    result = subprocess.run([hadolint, DOCKERFILE], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
