@@ -1,0 +1,47 @@
+"""The Kubeflow pipeline run locally (kfp.local, one subprocess per task) on the demo's stack, after its canary
+tests and before test_demo_serving stops the served model: a run whose challenger passes the gate reaches a
+promoted canary; the same run again reuses the cached search, the gate finds nothing new and the canary is
+skipped."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference_service import canary
+from ml_platform import pipeline
+from platform_core import settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _alias(demo, alias: str) -> str:
+    return str(demo.get_model_version_by_alias(settings.MODEL_NAME.get(), alias).version)
+
+
+def test_the_pipeline_reaches_a_promoted_canary_then_reuses_its_search_and_skips_the_canary(demo, capsys):
+    name = settings.MODEL_NAME.get()
+    # The demo's first model is champion again: the demo's second search (same seed and rounds) beats it.
+    demo.set_registered_model_alias(name, "champion", _alias(demo, "previous"))
+    before = canary.status()["latestRolledoutRevision"]
+    arguments = {"samples": settings.TUNE_SAMPLES.get(), "max_rounds": settings.TUNE_MAX_ROUNDS.get() * 4,
+                 "seed": settings.DEMO_SECOND_SEED.get()}  # fmt: skip
+
+    tasks = pipeline.run_local(**arguments)
+    assert {n: t.status for n, t in tasks.items()} == {"etl": "done", "tune": "done", "gate": "done",
+                                                       "rollout": "done"}  # fmt: skip
+    status = canary.status()
+    rolled_out = status["latestRolledoutRevision"]
+    assert rolled_out != before and [(t["revisionName"], t["percent"]) for t in status["traffic"]] == [
+        (rolled_out, 100)
+    ]
+    promoted = _alias(demo, "champion")
+    assert {r["name"]: r["version"] for r in status["revisions"]}[rolled_out] == promoted
+    console = capsys.readouterr().out
+    assert "rollout" in console and "done in" in console and "Traceback" not in console
+
+    again = pipeline.run_local(**arguments)
+    assert again["tune"].status == "cached"  # same dataset content hash and search settings: kfp's cache
+    assert {n: t.status for n, t in again.items() if n != "tune"} == {"etl": "done", "gate": "done",
+                                                                      "record-rejection": "done"}  # fmt: skip
+    assert "rollout" not in again and _alias(demo, "champion") == promoted
+    assert canary.status()["latestRolledoutRevision"] == rolled_out
