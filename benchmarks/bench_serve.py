@@ -306,6 +306,9 @@ def _run(args, chosen: dict, bundle: Path, tmp: Path) -> None:
             print(f"  {name:<12} batch 1: {one['rps']:,.0f} req/s p50 {one['p50']:.2f} ms p99 {one['p99']:.2f} ms"
                   f" | batch 256: {many['rps'] * 256:,.0f} rows/s p99 {many['p99']:.2f} ms")  # fmt: skip
     _targets(summary)
+    print("\nRSS after the load (MiB per server process):")
+    for name, (_kind, server) in chosen.items():
+        print(f"  {name:<12} " + ", ".join(f"{r:.0f}" for r in server.rss_mib()))
     if "platform" in chosen:
         server = chosen["platform"][1]
         print("\nliveness during one large request (platform, /v2/health/live every 20 ms):")
@@ -314,9 +317,7 @@ def _run(args, chosen: dict, bundle: Path, tmp: Path) -> None:
             print(f"  {live['rows']:,} rows {live['mode']:<6}: HTTP {live['status']} in {live['request_s']:.2f} s; "
                   f"{live['probes']} probes, median {live['median_ms']:.1f} ms, max {live['max_ms']:.1f} ms "
                   f"(target < 100 ms)")  # fmt: skip
-    print("\nRSS after the load (MiB per server process):")
-    for name, (_kind, server) in chosen.items():
-        print(f"  {name:<12} " + ", ".join(f"{r:.0f}" for r in server.rss_mib()))
+        print(f"  platform RSS after them: {server.rss_mib()[0]:.0f} MiB")
 
 
 def _targets(summary: dict) -> None:

@@ -51,6 +51,7 @@ def stock(model_dir: str, port: int, quiet: bool) -> None:
     import kserve
     import xgboost as xgb
     from kserve import InferOutput, InferRequest, InferResponse
+    from kserve.utils.utils import generate_uuid
 
     class StockXGBoost(kserve.Model):
         def __init__(self, name: str):
@@ -66,7 +67,8 @@ def stock(model_dir: str, port: int, quiet: bool) -> None:
             result = self.booster.predict(xgb.DMatrix(payload.inputs[0].as_numpy()))
             output = InferOutput("output-0", list(result.shape), "FP32")
             output.set_data_from_numpy(result.astype("float32"), binary_data=payload.use_binary_outputs)
-            return InferResponse(model_name=self.name, infer_outputs=[output], response_id=payload.id,
+            return InferResponse(model_name=self.name, infer_outputs=[output],
+                                 response_id=payload.id or generate_uuid(),
                                  use_binary_outputs=payload.use_binary_outputs)  # fmt: skip
 
     class LoopbackStock(kserve.ModelServer):
