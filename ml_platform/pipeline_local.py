@@ -8,6 +8,7 @@ own message (the last line of its traceback), pointing at the log for the rest.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import time
@@ -96,12 +97,19 @@ def run(flow, **arguments) -> dict[str, TaskLine]:
         warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
         progress = Progress(log, sys.stdout)
         saved, sys.stdout = sys.stdout, progress
+        # kfp logs a cache hit outside its per-task logging setup: at INFO, to the root logger's handlers.
+        root, handler = logging.getLogger(), logging.StreamHandler(progress)
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
         try:
             flow(**arguments)
         except RuntimeError as exc:
             raise _failure(progress, ANSI.sub("", str(exc)), log_path) from None
         finally:
             sys.stdout = saved
+            root.removeHandler(handler)
+            root.setLevel(level)
     return progress.tasks
 
 
