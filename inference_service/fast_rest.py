@@ -13,6 +13,10 @@ from __future__ import annotations
 import orjson
 from kserve import InferInput, InferRequest
 
+from inference_service import json_helper
+
+LARGE_JSON = 4 << 20  # JSON bodies above this are parsed in the helper process (see json_helper)
+
 
 class NotFast(Exception):
     """The request is not one this path decodes; KServe's route takes it."""
@@ -26,10 +30,15 @@ def decode(body: bytes, header_length: bytes | None, model_name: str) -> InferRe
     """A v2 request (JSON, or binary extension with a JSON header of `header_length` bytes) -> InferRequest.
     Binary tensors keep their bytes (`as_numpy` reads them with frombuffer, no list in between)."""
     offset = int(header_length) if header_length is not None else len(body)
-    try:
-        doc = orjson.loads(body[:offset] if header_length is not None else body)
-    except orjson.JSONDecodeError as exc:
-        raise NotFast() from exc
+    if header_length is None and len(body) > LARGE_JSON:
+        doc = json_helper.parse(body)  # numeric tensors come back as arrays
+        if isinstance(doc, orjson.JSONDecodeError):
+            raise NotFast()
+    else:
+        try:
+            doc = orjson.loads(body[:offset] if header_length is not None else body)
+        except orjson.JSONDecodeError as exc:
+            raise NotFast() from exc
     if not isinstance(doc, dict) or doc.get("outputs") is not None or not isinstance(doc.get("inputs"), list):
         raise NotFast()
     parameters, request_id = doc.get("parameters"), doc.get("id")

@@ -121,3 +121,24 @@ def test_bad_values_on_the_fast_path_are_the_predictors_400s(predictor):
     body = b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}'
     with pytest.raises(InvalidInput, match="could not convert"):
         predictor.rest_answer(fast_rest.decode(body, None, "iris"))
+
+
+def test_large_json_is_parsed_in_the_helper_process_and_answered_in_slices_the_same(predictor, monkeypatch):
+    from kserve.errors import InvalidInput
+
+    from inference_service import json_helper
+    from inference_service import predictor as predictor_module
+
+    small = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(), None, "iris"))[0])
+    monkeypatch.setattr(fast_rest, "LARGE_JSON", 0)  # every body takes the helper
+    monkeypatch.setattr(predictor_module, "JSON_SLICE", 4)  # 9 values -> 3 slices
+    request = fast_rest.decode(_json_body(), None, "iris")
+    assert isinstance(request.inputs[0].data, np.ndarray)  # converted in the helper, with the tensor's datatype
+    assert json_helper._helper is not None and json_helper._helper.poll() is None
+    sliced = orjson.loads(predictor.rest_answer(request)[0])
+    assert sliced["outputs"] == small["outputs"] and sliced["id"] == "r1"
+    with pytest.raises(fast_rest.NotFast):  # malformed: KServe's route gives the 400
+        fast_rest.decode(b'{"inputs": [', None, "iris")
+    bad = b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}'
+    with pytest.raises(InvalidInput, match="could not convert"):  # left as a list: the predictor's own check
+        predictor.rest_answer(fast_rest.decode(bad, None, "iris"))
