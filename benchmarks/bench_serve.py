@@ -140,28 +140,41 @@ def in_process(bundle: Path, batch: int, seconds: float) -> dict:
     return {"rps": rate, "p50": 1000 / rate, "p99": float("nan"), "errors": 0, "socket_errors": ""}
 
 
+PROBE = """
+import sys, time, httpx
+with httpx.Client(timeout=10) as client:
+    client.get(sys.argv[1])
+    print("ready", flush=True)
+    while True:
+        started = time.perf_counter()
+        client.get(sys.argv[1]).raise_for_status()
+        print((time.perf_counter() - started) * 1000, flush=True)
+        time.sleep(0.02)
+"""
+
+
 def liveness_during(server: Server, rows: int, binary: bool) -> dict:
-    """Probe /v2/health/live every 20 ms while one request of `rows` rows is in flight."""
+    """Probe /v2/health/live every 20 ms from another process (not sharing this one's GIL with the client of the
+    big request) while one request of `rows` rows is in flight."""
     import threading
 
     body, headers = (v2_binary if binary else v2_json)(rows)
-    done, answer = threading.Event(), {}
+    answer = {}
 
     def big() -> None:
         started = time.perf_counter()
         response = httpx.post(server.url(server.infer_path), content=body, headers=headers, timeout=120)
         answer.update(status=response.status_code, seconds=time.perf_counter() - started)
-        done.set()
 
-    probes = []
-    with httpx.Client(timeout=10) as client:
-        client.get(server.url("/v2/health/live"))
-        threading.Thread(target=big, daemon=True).start()
-        while not done.is_set():
-            started = time.perf_counter()
-            client.get(server.url("/v2/health/live")).raise_for_status()
-            probes.append((time.perf_counter() - started) * 1000)
-            time.sleep(0.02)
+    probe = subprocess.Popen([PYTHON, "-c", PROBE, server.url("/v2/health/live")], stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+    probe.stdout.readline()  # "ready": imported and connected
+    sender = threading.Thread(target=big, daemon=True)
+    sender.start()
+    sender.join()
+    probe.terminate()
+    probes = [float(line) for line in probe.stdout.read().split()]
+    probe.wait()
     return {"rows": rows, "mode": "binary" if binary else "JSON", "status": answer["status"],
             "request_s": answer["seconds"], "probes": len(probes), "max_ms": max(probes),
             "median_ms": statistics.median(probes)}  # fmt: skip

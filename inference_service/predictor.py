@@ -196,11 +196,17 @@ class XGBoostPredictor(kserve.Model):
             body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
             return body.replace(b'"%s"' % _PLACEHOLDER.encode(), b"[%s]" % b",".join(slices), 1), None
         # The binary tensor data extension: 4-byte little-endian length before each BYTES element.
-        raw = [proba.tobytes(), index.astype("<i8").tobytes() if as_index else b"".join(self._framed[index].tolist())]
+        raw = [proba.tobytes(), index.astype("<i8").tobytes() if as_index else self._framed_labels(index)]
         for output, data in zip(outputs, raw, strict=True):
             output["parameters"] = {"binary_data_size": len(data)}
         header = orjson.dumps(doc)
         return b"".join([header, *raw]), len(header)
+
+    def _framed_labels(self, index: np.ndarray) -> bytes:
+        """Class names as binary BYTES elements, in slices: over 1M rows, one fancy index and one join would hold
+        the GIL (and the event loop) for ~0.17 s."""
+        step = JSON_SLICE
+        return b"".join([b"".join(self._framed[index[i : i + step]].tolist()) for i in range(0, len(index), step)])
 
     def answer(self, payload: InferRequest) -> InferResponse:
         """Validate, predict and build the response (the synchronous core of `predict`)."""

@@ -131,12 +131,16 @@ def test_large_json_is_parsed_in_the_helper_process_and_answered_in_slices_the_s
 
     small = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(), None, "iris"))[0])
     monkeypatch.setattr(fast_rest, "LARGE_JSON", 0)  # every body takes the helper
-    monkeypatch.setattr(predictor_module, "JSON_SLICE", 4)  # 9 values -> 3 slices
+    binary = _binary_outputs(*predictor.rest_answer(fast_rest.decode(*_binary_body(), "iris")))[1]
+    monkeypatch.setattr(predictor_module, "JSON_SLICE", 2)  # 9 values -> 5 slices, 3 labels -> 2
     request = fast_rest.decode(_json_body(), None, "iris")
     assert isinstance(request.inputs[0].data, np.ndarray)  # converted in the helper, with the tensor's datatype
     assert json_helper._helper is not None and json_helper._helper.poll() is None
     sliced = orjson.loads(predictor.rest_answer(request)[0])
     assert sliced["outputs"] == small["outputs"] and sliced["id"] == "r1"
+    body, length = _binary_body()
+    labels = _binary_outputs(*predictor.rest_answer(fast_rest.decode(body, length, "iris")))[1]["label"]
+    assert labels == binary["label"]
     with pytest.raises(fast_rest.NotFast):  # malformed: KServe's route gives the 400
         fast_rest.decode(b'{"inputs": [', None, "iris")
     bad = b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}'
