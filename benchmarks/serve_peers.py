@@ -5,7 +5,7 @@
   (`--quiet`: access and latency logging off). The one change: it binds 127.0.0.1, not 0.0.0.0.
 - `bare`: an ASGI app that answers every request with a fixed body, on uvicorn with httptools and uvloop:
   the HTTP floor on this machine.
-- a bundle writer: an iris booster plus `metadata/bundle.json`, the same files `task export` uploads.
+- `write_bundle`, imported by the benchmark: an iris booster plus `metadata/bundle.json`, as `task export` writes them.
 
     python benchmarks/serve_peers.py stock --model-dir D --port P [--quiet]
     python benchmarks/serve_peers.py bare --port P
@@ -108,17 +108,15 @@ def bare(port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("peer", choices=["stock", "bare", "bundle"])
+    parser.add_argument("peer", choices=["stock", "bare"])
     parser.add_argument("--model-dir")
     parser.add_argument("--port", type=int)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.peer == "stock":
         stock(args.model_dir, args.port, args.quiet)
-    elif args.peer == "bare":
-        bare(args.port)
     else:
-        write_bundle(Path(args.model_dir))
+        bare(args.port)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ MODEL_SUFFIXES = (".ubj", ".json", ".bst")
 FLOAT_DATATYPES = ("FP32", "FP64")
 SERVICE_VERSION = importlib.metadata.version("kfserve-bundle")
 INLINE_ROWS = 4096  # larger batches are predicted off the event loop
-JSON_SLICE = 100_000  # values per orjson call when encoding a large JSON answer
+JSON_SLICE = 100_000  # values (JSON) or labels (binary BYTES) encoded per call in a large answer
 _PLACEHOLDER = f"probabilities-{uuid.uuid4().hex}"  # unguessable: a request id can never equal it
 
 

@@ -3,8 +3,9 @@
 `inference_service.revisions` starts one per revision, detached, behind the serving proxy; `platform down`
 stops them with the rest of the stack.
 
-Written against kserve==0.21.0: the loopback binding relies on ModelServer internals (`_serve`,
-`_rest_server`, GRPCServer attributes), so re-verify it when kserve is upgraded.
+Written against kserve==0.21.0: the loopback binding and the platform's middleware rely on ModelServer
+internals (`_serve`, `servers`, `_rest_server.create_application` / `._server`, GRPCServer attributes), so
+re-verify them when kserve is upgraded.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ SERVE_PREDICTION_LOG_RATE = _Setting(
 )  # fmt: skip
 SERVE_WORKERS = _Setting(
     "PLATFORM_SERVE_WORKERS", int, 1,
-    "Server processes per revision, sharing its loopback ports (SO_REUSEPORT); about 330 MB each",
+    "Server processes per revision, sharing its loopback ports (SO_REUSEPORT); about 310 MB each",
 )  # fmt: skip
 SERVE_ALLOW_NON_FINITE = _Setting(
     "PLATFORM_SERVE_ALLOW_NON_FINITE", _bool, False,
