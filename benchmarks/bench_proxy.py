@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from inference_service import revisions
+    from inference_service.rollout import revisions
     from platform_core import settings
 
     state = revisions.load()

@@ -1,7 +1,7 @@
 """Benchmark: the platform's v2 server against its peers, same model, same requests, same machine, same run.
 
 Servers (each its own process on a free loopback port, started once, measured in rotating order):
-  platform     this server (`inference_service.server`), one process
+  platform     this server (`inference_service.runtime.server`), one process
   platform x2  the same with PLATFORM_SERVE_WORKERS=2 (two processes on one port, SO_REUSEPORT)
   kserve       stock KServe: plain kserve.Model, DMatrix + booster.predict, logging off (benchmarks/serve_peers.py)
   kserve+log   the same with KServe's default logging
@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import serve_grpc  # noqa: E402
 from benchmarks.serve_peers import write_bundle  # noqa: E402
+from platform_core.bundle import MODEL_FILE  # noqa: E402
 from platform_core.processes import free_port  # noqa: E402
 
 PYTHON = sys.executable
@@ -131,7 +132,7 @@ def _ms(out: str, pct: str) -> float:
 def in_process(bundle: Path, batch: int, seconds: float) -> dict:
     import xgboost as xgb
 
-    booster = xgb.Booster(params={"nthread": 1}, model_file=str(bundle / "model.ubj"))
+    booster = xgb.Booster(params={"nthread": 1}, model_file=str(bundle / MODEL_FILE))
     rows, calls, start = ROWS[:batch], 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         booster.inplace_predict(rows)
@@ -188,7 +189,7 @@ SCENARIOS = [  # name, batch, encoder per server kind
 
 
 def servers(bundle: Path, mlflow_model: Path, state: Path, logs: Path) -> dict[str, tuple[str, Server]]:
-    server = [PYTHON, "-m", "inference_service.server", "--model-name", "iris", "--model-dir", str(bundle),
+    server = [PYTHON, "-m", "inference_service.runtime.server", "--model-name", "iris", "--model-dir", str(bundle),
               "--version", "1", "--http-port", "{port}", "--grpc-port", "{grpc}"]  # fmt: skip
     env = {"PLATFORM_STATE_DIR": str(state), "PLATFORM_SERVE_MAX_ROWS": "1000000"}
     v2 = ("/v2/health/ready", "/v2/models/iris/infer")
@@ -201,7 +202,7 @@ def servers(bundle: Path, mlflow_model: Path, state: Path, logs: Path) -> dict[s
             "v2",
             Server(
                 "platform x2",
-                [PYTHON, "-m", "inference_service.workers", "2", *server[3:]],
+                [PYTHON, "-m", "inference_service.runtime.workers", "2", *server[3:]],
                 *v2,
                 env=env,
                 log=logs / "platform-x2.log",
@@ -277,7 +278,7 @@ def main() -> None:
         tmp = Path(tmp)
         bundle = write_bundle(tmp / "bundle")
         mlflow_model = tmp / "mlflow-model"
-        mlflow.xgboost.save_model(xgb.Booster(model_file=str(bundle / "model.ubj")), str(mlflow_model))
+        mlflow.xgboost.save_model(xgb.Booster(model_file=str(bundle / MODEL_FILE)), str(mlflow_model))
         (tmp / "logs").mkdir()
         chosen = {n: s for n, s in servers(bundle, mlflow_model, tmp / "state", tmp / "logs").items()
                   if n not in args.skip}  # fmt: skip

@@ -30,13 +30,13 @@ def write_bundle(directory: Path, model_name: str = "iris", rounds: int = 50) ->
     import xgboost as xgb
     from sklearn.datasets import load_iris
 
-    from platform_core.bundle import BUNDLE_FILE
+    from platform_core.bundle import BUNDLE_FILE, MODEL_FILE
 
     iris = load_iris()
     params = {"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "eta": 0.3, "nthread": 1, "seed": 0}
     booster = xgb.train(params, xgb.DMatrix(iris.data.astype("float32"), label=iris.target), rounds)
     directory.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(directory / "model.ubj"))
+    booster.save_model(str(directory / MODEL_FILE))
     (directory / BUNDLE_FILE).parent.mkdir(exist_ok=True)
     bundle = {"model_name": model_name, "registry_version": "1", "feature_names": FEATURES, "class_labels": CLASSES}
     (directory / BUNDLE_FILE).write_text(json.dumps(bundle))
@@ -44,7 +44,7 @@ def write_bundle(directory: Path, model_name: str = "iris", rounds: int = 50) ->
 
 
 def stock(model_dir: str, port: int, quiet: bool) -> None:
-    import inference_service.kserve_guard  # noqa: F401  (kserve parses sys.argv at import)
+    import inference_service.runtime.kserve_seam  # noqa: F401  (kserve parses sys.argv at import)
 
     # isort: split
 
@@ -53,13 +53,15 @@ def stock(model_dir: str, port: int, quiet: bool) -> None:
     from kserve import InferOutput, InferRequest, InferResponse
     from kserve.utils.utils import generate_uuid
 
+    from platform_core.bundle import MODEL_FILE
+
     class StockXGBoost(kserve.Model):
         def __init__(self, name: str):
             super().__init__(name)
             self.booster = None
 
         def load(self) -> bool:
-            self.booster = xgb.Booster(model_file=str(Path(model_dir) / "model.ubj"))
+            self.booster = xgb.Booster(model_file=str(Path(model_dir) / MODEL_FILE))
             self.ready = True
             return True
 

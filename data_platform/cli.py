@@ -32,15 +32,11 @@ def etl(
 ):
     """Spark ETL: raw files + contract -> a versioned curated dataset; bad rows quarantined with a reason."""
     from data_platform.contract import load_contract
-    from data_platform.etl import job_args, main
-    from data_platform.raw import SAMPLE_DATASET
+    from data_platform.etl import run_etl
 
     contract = load_contract()  # a bad contract fails here, before Spark starts
-    raw_path = raw_path or settings.raw_path()
-    if contract.dataset == SAMPLE_DATASET and raw_path == settings.raw_path() and not Path(raw_path).exists():
-        raw(raw_path)
     with step(f"Spark ETL of {contract.dataset} ({settings.SPARK_MASTER.get()})"):
-        result = main(job_args(contract.dataset, raw_path, lake or settings.lake_dir()), quiet=True)
+        result = run_etl(raw_path, lake, contract.dataset)
     reasons = ", ".join(f"{r} {n}" for r, n in result.quarantine_by_reason.items()) or "none"
     splits = "/".join(str(n) for n in result.rows_by_split.values())
     what = "unchanged input, reusing" if result.reused else "published"

@@ -34,6 +34,7 @@ from data_platform.checks import (
     validate,
 )
 from data_platform.contract import Contract, load_contract
+from data_platform.raw import SAMPLE_DATASET, write_raw_iris
 from data_platform.spark import get_session
 from platform_core import settings
 from platform_core.errors import DataError, PlatformError
@@ -100,11 +101,18 @@ def _hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_etl(raw: str, lake: str, dataset: str | None = None, valid: float | None = None,
+def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None = None, valid: float | None = None,
             test: float | None = None) -> EtlResult:  # fmt: skip
-    """Validate `raw` against the dataset's contract and publish the result under `lake` (see module doc)."""
+    """The ETL stage: validate `raw` (default PLATFORM_RAW_PATH) against the dataset's contract and publish the
+    result under `lake` (default PLATFORM_LAKE_DIR); see the module doc. The sample dataset's raw file is written
+    first when its default path is empty."""
     start = time.monotonic()
     contract = load_contract(dataset)
+    if raw is None:
+        raw = settings.raw_path()
+        if contract.dataset == SAMPLE_DATASET and not Path(raw).exists():
+            write_raw_iris(raw)
+    lake = lake or settings.lake_dir()
     valid = settings.SPLIT_VALID.get() if valid is None else valid
     test = settings.SPLIT_TEST.get() if test is None else test
     cuts = split_cuts(valid, test)

@@ -45,7 +45,7 @@ def write_text_atomic(uri: str, text: str, spark=None) -> None:
     if is_remote(uri):
         # Through Spark's own Hadoop filesystem (same credentials as the job). S3A uploads on close():
         # a single PUT, which S3 makes visible atomically.
-        fs, path = _hadoop(uri, spark)
+        fs, path = _spark_seam().hadoop_path(uri, spark)
         stream = fs.create(path, True)
         try:
             stream.write(bytearray(text.encode()))
@@ -66,25 +66,27 @@ def write_text_atomic(uri: str, text: str, spark=None) -> None:
         raise
 
 
-def _hadoop(uri: str, spark):
-    """Spark's own filesystem for `uri` (S3A on a cluster): same endpoint and credentials as the job's writes."""
-    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark._jsc.hadoopConfiguration()), path
+def _spark_seam():
+    """PySpark's Hadoop access (data_platform.spark), imported only for s3a:// lakes: local readers of a
+    manifest do not pay PySpark's import."""
+    from data_platform import spark
+
+    return spark
 
 
 def _hadoop_read(uri: str, spark) -> str | None:
-    fs, path = _hadoop(uri, spark)
+    fs, path = _spark_seam().hadoop_path(uri, spark)
     if not fs.exists(path):
         return None
     stream = fs.open(path)
     try:
-        return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        return _spark_seam().read_utf8(stream, spark)
     finally:
         stream.close()
 
 
 def _hadoop_subdirs(uri: str, spark) -> list[str]:
-    fs, path = _hadoop(uri, spark)
+    fs, path = _spark_seam().hadoop_path(uri, spark)
     return [st.getPath().getName() for st in fs.listStatus(path) if st.isDirectory()] if fs.exists(path) else []
 
 
@@ -104,7 +106,7 @@ def _subdirs(uri: str, spark=None) -> list[str]:
 
 def _delete_dir(uri: str, spark=None) -> None:
     if is_remote(uri):
-        fs, path = _hadoop(uri, spark)
+        fs, path = _spark_seam().hadoop_path(uri, spark)
         fs.delete(path, True)
     else:
         shutil.rmtree(_local(uri), ignore_errors=True)

@@ -1,4 +1,9 @@
-"""One Spark session per process: start-up costs 12-20 s on 2 cores, so everything shares it."""
+"""One Spark session per process: start-up costs 12-20 s on 2 cores, so everything shares it.
+
+This module is also the seam to PySpark's internals (tests/data/test_spark_seam.py fails naming the one an upgrade
+removes): `SparkContext._active_spark_context` (is a JVM up already), `session._jvm` / `session._jsc` (Hadoop's
+FileSystem with the job's own S3A settings, which PySpark exposes no other way).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def get_session(app_name: str = "platform-etl") -> SparkSession:
     )
     if not os.environ.get("SPARK_MASTER_URL"):  # on a cluster the SparkApplication operator sets the master
         builder = builder.master(settings.SPARK_MASTER.get())
-    if SparkContext._active_spark_context is None:
+    if not jvm_running():
         with _stderr_to(settings.state_dir() / "logs" / "spark.log"):
             spark = builder.getOrCreate()
     else:
@@ -53,3 +58,20 @@ def _stderr_to(path: Path) -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def jvm_running() -> bool:
+    """Whether this process already has a SparkContext (and so a JVM whose stderr is set)."""
+    return SparkContext._active_spark_context is not None
+
+
+def hadoop_path(uri: str, spark: SparkSession):
+    """Spark's own filesystem for `uri` (S3A on a cluster) and the Hadoop Path: same endpoint and credentials
+    as the job's writes."""
+    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark._jsc.hadoopConfiguration()), path
+
+
+def read_utf8(stream, spark: SparkSession) -> str:
+    """A Hadoop input stream's whole content as text."""
+    return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from platform_core import health, settings
+from platform_core.bundle import CHALLENGER, CHAMPION
 from platform_core.progress import console, done, new_app, step
 
 app = new_app(__doc__)
@@ -31,17 +32,6 @@ def _version_of(alias: str) -> str:
     return resolve_alias(settings.MODEL_NAME.get(), alias)
 
 
-def _ensure_bundle(version: str) -> None:
-    """The bundle of `version` on S3, exported now if it is not there yet (export is idempotent)."""
-    from ml_platform.export import MODEL_FILE, export_version, serving_uri
-    from platform_core import storage
-
-    name = settings.MODEL_NAME.get()
-    if not storage.list_keys(f"{serving_uri(name, version)}/{MODEL_FILE}"):
-        with step(f"Exporting the serving bundle of {name} v{version}"):
-            export_version(name, version)
-
-
 def _show(status: dict, kubectl: str) -> None:
     console.print(f"[dim]kubectl equivalent: {kubectl}[/dim]")
     for entry in status.get("traffic", []):
@@ -50,12 +40,12 @@ def _show(status: dict, kubectl: str) -> None:
 
 
 @app.command()
-def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion"):
-    """Serve an alias's version at 100% behind the serving proxy (a new revision; the old one drains and stops)."""
-    from inference_service import canary
+def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = CHAMPION):
+    """Serve an alias's version at 100% behind the serving proxy (a new revision; the old one drains and stops).
+    Its serving bundle is exported first when it is not on S3 yet."""
+    from inference_service.rollout import canary
 
     version = _version_of(alias)
-    _ensure_bundle(version)
     name = settings.MODEL_NAME.get()
     with step(f"Rolling out {name} v{version}"):
         status, change = canary.serve(version)
@@ -67,14 +57,13 @@ def serve(alias: Annotated[str, typer.Option(help="Registry alias to serve")] = 
 
 @canary_app.command("start")
 def canary_start(
-    alias: Annotated[str, typer.Option(help="Registry alias of the version to try")] = "challenger",
+    alias: Annotated[str, typer.Option(help="Registry alias of the version to try")] = CHALLENGER,
     percent: Annotated[int, typer.Option(help="Share of the traffic the canary gets")] = 10,
 ):
     """A new revision of the alias's version next to the served one, with PERCENT of the traffic."""
-    from inference_service import canary
+    from inference_service.rollout import canary
 
     version = _version_of(alias)
-    _ensure_bundle(version)
     with step(f"Starting a canary revision of v{version} at {percent}%"):
         status, change = canary.start(version, percent)
     _show(status, change.kubectl())
@@ -85,7 +74,7 @@ def canary_start(
 @canary_app.command("set")
 def canary_set(percent: Annotated[int, typer.Argument(help="The canary's new share of the traffic (0..100)")]):
     """Give the canary PERCENT of the traffic (0 = roll back)."""
-    from inference_service import canary
+    from inference_service.rollout import canary
 
     status, change = canary.set_weight(percent)
     _show(status, change.kubectl())
@@ -96,7 +85,7 @@ def canary_set(percent: Annotated[int, typer.Argument(help="The canary's new sha
 @canary_app.command("promote")
 def canary_promote():
     """The canary takes all traffic; @champion moves to its version when it is the gated @challenger."""
-    from inference_service import canary
+    from inference_service.rollout import canary
 
     with step("Promoting the canary"):
         status, change, champion = canary.promote()
@@ -109,7 +98,7 @@ def canary_promote():
 @canary_app.command("rollback")
 def canary_rollback():
     """All traffic back to the stable revision; the canary stops after its drain. The registry is untouched."""
-    from inference_service import canary
+    from inference_service.rollout import canary
 
     with step("Rolling back the canary"):
         status, change = canary.rollback()
@@ -123,8 +112,8 @@ def canary_status():
     """Revisions, versions, traffic, and per revision: requests, error rate, p50/p95 latency."""
     from rich.table import Table
 
-    from inference_service import canary
-    from inference_service.revision_metrics import revision_stats
+    from inference_service.rollout import canary
+    from inference_service.rollout.revision_metrics import revision_stats
 
     status = canary.status()
     percents = {t["revisionName"]: t["percent"] for t in status.get("traffic", [])}
@@ -150,7 +139,7 @@ def canary_auto(
     load: Annotated[bool, typer.Option(help="Top up quiet steps with bounded loopback load")] = True,
 ):
     """Metric-gated rollout: step weights, compare canary with stable, promote or roll back; writes a report."""
-    from inference_service import analysis
+    from inference_service.rollout import analysis
 
     policy = analysis.Policy.from_settings(load=load)
     console.print(
@@ -168,7 +157,7 @@ def canary_auto(
 @app.command("render-k8s-isvc")
 def render_k8s_isvc():
     """Write the cluster InferenceService (manifests/serving/inferenceservice.yaml) from the settings."""
-    from inference_service import isvc
+    from inference_service.rollout import isvc
 
     isvc.MANIFEST.parent.mkdir(parents=True, exist_ok=True)
     isvc.MANIFEST.write_text(isvc.render_manifest())
@@ -183,7 +172,7 @@ def predict(
     grpc: Annotated[bool, typer.Option(help="Send over gRPC instead of REST")] = False,
 ):
     """Send a v2 inference request to the served model and print the answer."""
-    from inference_service.client import (
+    from inference_service.runtime.client import (
         DEFAULT_INPUT,
         features_of,
         infer_grpc,

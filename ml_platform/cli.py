@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from platform_core import health, settings
+from platform_core.bundle import BUNDLE_FILE, CHAMPION, MODEL_FILE
 from platform_core.progress import console, done, new_app, step
 
 app = new_app(__doc__)
@@ -77,7 +78,7 @@ def gate(
 @app.command()
 def promote():
     """Move @champion to the gated @challenger; the old champion becomes @previous."""
-    from ml_platform.gate import promote as promote_challenger
+    from ml_platform.registry import promote as promote_challenger
 
     health.connect()
     new, previous = promote_challenger(settings.MODEL_NAME.get())
@@ -100,13 +101,13 @@ def register(run_id: Annotated[str | None, typer.Option(help="Trial run (default
 
 
 @app.command()
-def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] = "champion"):
+def export(alias: Annotated[str, typer.Option(help="Registry alias to export")] = CHAMPION):
     """Export a registered version to S3 as a KServe xgboost serving bundle (one model file)."""
     from ml_platform.export import export_model
 
     health.connect(s3=True)
     result = export_model(settings.MODEL_NAME.get(), alias)
-    done(f"exported {result.model_name} v{result.version} -> {result.storage_uri} (model.ubj + metadata/bundle.json)")
+    done(f"exported {result.model_name} v{result.version} -> {result.storage_uri} ({MODEL_FILE} + {BUNDLE_FILE})")
     return result
 
 
@@ -121,35 +122,3 @@ def notebook():
     state = "already running" if server.already_running else f"pid {server.pid}"
     done(f"JupyterLab ({state}): {server.url}  — stop with `task down`")
     return server
-
-
-@app.command("pipeline-compile")
-def pipeline_compile():
-    """Compile the Kubeflow pipeline (ETL -> tune -> gate -> rollout) to manifests/pipelines/ (IR YAML)."""
-    from ml_platform.pipeline import compile_pipeline
-
-    done(f"compiled the pipeline -> {compile_pipeline()}")
-
-
-@app.command("pipeline-run")
-def pipeline_run(
-    samples: Annotated[int, typer.Option(help="Trials (0: the search config's)")] = 0,
-    max_rounds: Annotated[int, typer.Option(help="Boosting rounds (0: the search config's)")] = 0,
-    seed: Annotated[int, typer.Option(help="Search seed (-1: the search config's)")] = -1,
-):
-    """Run the same pipeline locally with kfp.local against the local stack."""
-    from ml_platform.pipeline import run_local
-
-    health.connect(s3=True)
-    tasks = run_local(samples=samples, max_rounds=max_rounds, seed=seed)
-    summary = ", ".join(f"{t.name} {t.status}" for t in tasks.values())
-    done(f"pipeline finished: {summary} (outputs under {settings.state_dir() / 'pipelines'})")
-    return tasks
-
-
-@app.command("pipeline-submit")
-def pipeline_submit():
-    """Submit the compiled pipeline to the Kubeflow Pipelines endpoint PLATFORM_KFP_HOST."""
-    from ml_platform.pipeline import submit
-
-    done(f"submitted: run {submit()}")

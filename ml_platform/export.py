@@ -1,7 +1,5 @@
-"""Export stage: a registered version -> a self-describing serving bundle on S3 in the KServe xgboost layout.
-
-    s3://<bucket>/serving/<model>/v<version>/model.ubj                 the booster alone
-    s3://<bucket>/serving/<model>/v<version>/metadata/bundle.json      what the model is (see `bundle_metadata`)
+"""Export stage: a registered version -> a self-describing serving bundle on S3 in the KServe xgboost layout
+(`platform_core.bundle` holds the layout: MODEL_FILE, BUNDLE_FILE, storage_uri).
 
 KServe's xgboost runtime (and our predictor) loads the one top-level file ending in .bst/.json/.ubj and fails on
 a second one, so MLflow's model dir (model.ubj + MLmodel + *.json examples) cannot be served as is — and
@@ -27,11 +25,8 @@ from data_platform.lake import read_manifest
 from ml_platform import registry, tracking
 from ml_platform.registry import resolve_alias
 from platform_core import settings, storage
-from platform_core.bundle import BUNDLE_FILE
+from platform_core.bundle import BUNDLE_FILE, CHAMPION, MODEL_FILE, storage_uri
 from platform_core.errors import DataError, PlatformError
-
-MODEL_FILE = "model.ubj"
-CHAMPION = "champion"
 
 
 @dataclass
@@ -41,10 +36,6 @@ class Exported:
     storage_uri: str
     objects: list[str]
     bundle: dict[str, Any]
-
-
-def serving_uri(model_name: str, version: str) -> str:
-    return f"s3://{settings.BUCKET.get()}/serving/{model_name}/v{version}"
 
 
 def bundle_metadata(model_name: str, version: str) -> dict[str, Any]:
@@ -76,14 +67,26 @@ def bundle_metadata(model_name: str, version: str) -> dict[str, Any]:
     }
 
 
-def export_model(model_name: str, alias: str = CHAMPION) -> Exported:
+def export_model(model_name: str | None = None, alias: str = CHAMPION) -> Exported:
+    """The export stage: the version `alias` points at -> its serving bundle on S3."""
+    model_name = model_name or settings.MODEL_NAME.get()
     return export_version(model_name, resolve_alias(model_name, alias))
+
+
+def is_exported(model_name: str, version: str) -> bool:
+    return bool(storage.list_keys(f"{storage_uri(model_name, version)}/{MODEL_FILE}"))
+
+
+def ensure_exported(model_name: str, version: str) -> Exported | None:
+    """The bundle of `version`, exported now if it is not on S3 yet (None: it already was). What a rollout
+    calls before it serves a version."""
+    return None if is_exported(model_name, version) else export_version(model_name, version)
 
 
 def export_version(model_name: str, version: str) -> Exported:
     bundle = bundle_metadata(model_name, version)
     booster = mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
-    uri = serving_uri(model_name, version)
+    uri = storage_uri(model_name, version)
     with tempfile.TemporaryDirectory() as tmp:
         booster.save_model(str(Path(tmp) / MODEL_FILE))
         (Path(tmp) / BUNDLE_FILE).parent.mkdir()

@@ -26,9 +26,9 @@ from ml_platform import registry, tracking
 from ml_platform.dataset import load_splits
 from ml_platform.trial import evaluate
 from platform_core import settings
+from platform_core.bundle import CHALLENGER, CHAMPION
 from platform_core.errors import ConfigError, PlatformError
 
-CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous"
 LOWER_IS_BETTER = {"mlogloss": True, "accuracy": False}
 
 
@@ -188,24 +188,34 @@ def _booster(model_uri: str):
     return mlflow.xgboost.load_model(model_uri)
 
 
-def promote(model_name: str | None = None) -> tuple[str, str | None]:
-    """Move `champion` to the gated `challenger`; the old champion becomes `previous`. Returns (new, previous)."""
-    model_name = model_name or settings.MODEL_NAME.get()
-    client = registry.client()
-    challenger = registry.version_by_alias(model_name, CHALLENGER)
-    if challenger is None:
-        raise PlatformError(f"model {model_name!r} has no @{CHALLENGER}", "run `task gate` first")
-    if challenger.tags.get("gate") != "passed":
-        raise PlatformError(f"{model_name} v{challenger.version} did not pass the gate", "run `task gate`")
-    champion = registry.version_by_alias(model_name, CHAMPION)
-    if champion is not None and champion.version == challenger.version:
-        return str(challenger.version), None
+def _lineage(run_id: str) -> dict[str, str]:
+    run = registry.client().get_run(run_id)
+    lineage = {k: v for k, v in run.data.tags.items() if k in tracking.LINEAGE_KEYS}
+    if tracking.DATASET_VERSION not in lineage:
+        raise PlatformError(f"run {run_id} carries no dataset lineage", "gate a trial run of `task tune`")
+    return lineage
+
+
+@dataclass
+class _Scored:
+    """Both models' test metrics on the same rows (the challenger's dataset version)."""
+
+    splits: Any
+    scores: dict[str, dict[str, float]]
+    champion: Any  # the @champion ModelVersion, or None
+    same_model: bool  # the challenger is the champion's booster
+
+
+def _score(model_name: str, run_id: str, challenger_uri: str, lineage: dict[str, str]) -> _Scored:
+    splits = load_splits(dataset=lineage[tracking.DATASET], version=int(lineage[tracking.DATASET_VERSION]))
+    challenger_model = _booster(challenger_uri)
+    scores = {"challenger": evaluate(challenger_model, splits.x_test, splits.y_test)}
+    champion, same = registry.version_by_alias(model_name, CHAMPION), False
     if champion is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS, champion.version)
-    client.set_registered_model_alias(model_name, CHAMPION, challenger.version)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    client.set_model_version_tag(model_name, challenger.version, "promoted_at", now)
-    return str(challenger.version), str(champion.version) if champion is not None else None
+        champion_model = _booster(f"models:/{model_name}/{champion.version}")
+        scores["champion"] = evaluate(champion_model, splits.x_test, splits.y_test)
+        same = champion.run_id == run_id or champion_model.save_raw("ubj") == challenger_model.save_raw("ubj")
+    return _Scored(splits, scores, champion, same)
 
 
 def preview(run_id: str, model_name: str | None = None, rules: Rules | str | Path | None = None) -> dict[str, Any]:
@@ -213,44 +223,29 @@ def preview(run_id: str, model_name: str | None = None, rules: Rules | str | Pat
     the notebook's comparison with the champion."""
     model_name = model_name or settings.MODEL_NAME.get()
     rules = rules if isinstance(rules, Rules) else load_rules(rules)
-    run = registry.client().get_run(run_id)
-    tags = run.data.tags
-    splits = load_splits(dataset=tags[tracking.DATASET], version=int(tags[tracking.DATASET_VERSION]))
-    scores = {"challenger": evaluate(_booster(registry.model_uri_of_run(run_id)), splits.x_test, splits.y_test)}
-    champion = registry.version_by_alias(model_name, CHAMPION)
-    if champion is not None:
-        model = _booster(f"models:/{model_name}/{champion.version}")
-        scores["champion"] = evaluate(model, splits.x_test, splits.y_test)
-    decision = decide(rules, scores["challenger"], scores.get("champion"))
-    return {"scores": scores, "outcome": decision.outcome, "rules": [asdict(r) for r in decision.results],
+    scored = _score(model_name, run_id, registry.model_uri_of_run(run_id), _lineage(run_id))
+    decision = decide(rules, scored.scores["challenger"], scored.scores.get("champion"))
+    champion = scored.champion
+    return {"scores": scored.scores, "outcome": decision.outcome, "rules": [asdict(r) for r in decision.results],
             "champion_version": str(champion.version) if champion is not None else None}  # fmt: skip
 
 
 def run_gate(model_name: str | None = None, run_id: str | None = None, rules: Rules | str | Path | None = None,
              promote_on_pass: bool = False) -> GateReport:  # fmt: skip
-    """Challenger (`run_id`, default: the newest search's best trial) vs @champion. Returns the recorded report;
-    call `raise_if_rejected()` to turn a rejection into the one-line error."""
+    """The gate stage: challenger (`run_id`, default: the newest search's best trial) vs @champion. Returns the
+    recorded report; call `raise_if_rejected()` to turn a rejection into the one-line error."""
     model_name = model_name or settings.MODEL_NAME.get()
     rules = rules if isinstance(rules, Rules) else load_rules(rules)
     client = registry.client()
     run_id = run_id or registry.latest_best_run_id(settings.EXPERIMENT.get())
-    run = client.get_run(run_id)
-    lineage = {k: v for k, v in run.data.tags.items() if k in tracking.LINEAGE_KEYS}
-    if tracking.DATASET_VERSION not in lineage:
-        raise PlatformError(f"run {run_id} carries no dataset lineage", "gate a trial run of `task tune`")
-    splits = load_splits(dataset=lineage[tracking.DATASET], version=int(lineage[tracking.DATASET_VERSION]))
-
+    lineage = _lineage(run_id)
     version = registry.find_or_register(model_name, run_id, lineage)
-    challenger_model = _booster(f"models:/{model_name}/{version.version}")
-    scores = {"challenger": evaluate(challenger_model, splits.x_test, splits.y_test)}
-    champion = registry.version_by_alias(model_name, CHAMPION)
+    scored = _score(model_name, run_id, f"models:/{model_name}/{version.version}", lineage)
+    splits, scores, champion = scored.splits, scored.scores, scored.champion
     champion_info = None
     if champion is not None:
-        champion_model = _booster(f"models:/{model_name}/{champion.version}")
-        scores["champion"] = evaluate(champion_model, splits.x_test, splits.y_test)
         champion_info = {"version": str(champion.version), "run_id": champion.run_id, "metrics": scores["champion"]}
-        same = champion.run_id == run_id or champion_model.save_raw("ubj") == challenger_model.save_raw("ubj")
-    if champion is not None and same:
+    if scored.same_model:
         decision = Decision("unchanged", [RuleResult("same model as the champion", True,
                                                      f"v{version.version} already is @champion")])  # fmt: skip
     else:
@@ -282,7 +277,7 @@ def run_gate(model_name: str | None = None, run_id: str | None = None, rules: Ru
     if decision.outcome == "passed":
         client.set_registered_model_alias(model_name, CHALLENGER, version.version)
         if promote_on_pass:
-            _, report.previous = promote(model_name)
+            _, report.previous = registry.promote(model_name)
             report.promoted = True
     path.write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

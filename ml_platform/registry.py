@@ -1,22 +1,24 @@
-"""Model registry helpers: the search's best run, registered versions with their lineage, aliases.
+"""Model registry operations, the one module gate and rollout both use: the search's best run, registered
+versions with their lineage, aliases and their moves (`promote`).
 
-`platform gate` (ml_platform.gate) is how a model reaches `champion`. `register_champion` (`platform register`)
-is the manual override that skips the gate; use it only to repair a registry by hand.
+`platform gate` (ml_platform.gate) is how a model reaches `challenger`, `promote` how it reaches `champion`.
+`register_champion` (`platform register`) is the manual override that skips the gate; use it only to repair a
+registry by hand.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import time
 from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
 
 from platform_core import settings
+from platform_core.bundle import CHALLENGER, CHAMPION, PREVIOUS
 from platform_core.errors import PlatformError
-
-CHAMPION = "champion"
 
 
 @dataclass
@@ -106,3 +108,32 @@ def resolve_alias(model_name: str, alias: str) -> str:
         return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
         raise PlatformError(f"model {model_name!r} has no version with alias {alias!r}", "run `task gate`") from exc
+
+
+def promote(model_name: str | None = None) -> tuple[str, str | None]:
+    """Move `champion` to the gated `challenger`; the old champion becomes `previous`. Returns (new, previous)."""
+    model_name = model_name or settings.MODEL_NAME.get()
+    challenger = version_by_alias(model_name, CHALLENGER)
+    if challenger is None:
+        raise PlatformError(f"model {model_name!r} has no @{CHALLENGER}", "run `task gate` first")
+    if challenger.tags.get("gate") != "passed":
+        raise PlatformError(f"{model_name} v{challenger.version} did not pass the gate", "run `task gate`")
+    champion = version_by_alias(model_name, CHAMPION)
+    if champion is not None and champion.version == challenger.version:
+        return str(challenger.version), None
+    registry = client()
+    if champion is not None:
+        registry.set_registered_model_alias(model_name, PREVIOUS, champion.version)
+    registry.set_registered_model_alias(model_name, CHAMPION, challenger.version)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    registry.set_model_version_tag(model_name, challenger.version, "promoted_at", now)
+    return str(challenger.version), str(champion.version) if champion is not None else None
+
+
+def promote_if_challenger(model_name: str, version: str) -> str | None:
+    """`promote` when `version` is the gated @challenger (what a finished canary of it means); else None: any
+    other version going to 100% is a serving decision that leaves the registry alone."""
+    challenger = version_by_alias(model_name, CHALLENGER)
+    if challenger is None or str(challenger.version) != str(version):
+        return None
+    return promote(model_name)[0]

@@ -32,7 +32,7 @@ import ml_platform.ray_env  # noqa: F401  (before ray is imported)
 
 from ray import tune
 
-from ml_platform.trial import FINAL, MODEL_FILE
+from ml_platform.trial import CHECKPOINT_FILE, FINAL
 from platform_core import runs, settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class TrialLogger:
                 import xgboost as xgb
 
                 with job.checkpoint.as_directory() as local:  # local path here; downloaded from S3 on a cluster
-                    booster = xgb.Booster(model_file=str(Path(local) / MODEL_FILE))
+                    booster = xgb.Booster(model_file=str(Path(local) / CHECKPOINT_FILE))
                 # Explicit requirements and no input example: inference costs ~7 s, examples add uploads.
                 mlflow.xgboost.log_model(booster, name="model", pip_requirements=self.requirements, run_id=run_id)
             status = job.status

@@ -20,7 +20,7 @@ import numpy as np
 import xgboost as xgb
 from ray import tune
 
-MODEL_FILE = "model.ubj"
+CHECKPOINT_FILE = "model.ubj"  # the booster in a trial's Ray checkpoint (not the serving bundle's file)
 FINAL = "final"  # key of the last result of a trial that ran to its end (ASHA-stopped trials never send it)
 
 
@@ -68,5 +68,5 @@ def train(config: dict[str, Any], data: dict[str, np.ndarray], num_class: int, m
     valid = evaluate(booster, data["x_valid"], data["y_valid"])
     final = {f"valid_{k}": v for k, v in valid.items()} | {"rounds": booster.num_boosted_rounds(), FINAL: 1}
     with tempfile.TemporaryDirectory() as tmp:
-        booster.save_model(str(Path(tmp) / MODEL_FILE))
+        booster.save_model(str(Path(tmp) / CHECKPOINT_FILE))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -31,7 +31,7 @@ from ray import tune
 from ml_platform import search_config, tracking
 from ml_platform.dataset import Splits, load_splits
 from ml_platform.search_config import SearchConfig
-from ml_platform.trial import FINAL, evaluate, train
+from ml_platform.trial import CHECKPOINT_FILE, FINAL, evaluate, train
 from platform_core import health, runs, settings
 from platform_core.errors import ConfigError, PlatformError, ServiceUnavailable
 from platform_core.progress import progress_bar
@@ -361,7 +361,7 @@ def _search(config: SearchConfig, splits: Splits, key: str, lineage: dict, exper
         import xgboost as xgb
 
         with best.checkpoint.as_directory() as local:
-            booster = xgb.Booster(model_file=str(Path(local) / "model.ubj"))
+            booster = xgb.Booster(model_file=str(Path(local) / CHECKPOINT_FILE))
         best_metrics |= {f"test_{k}": v for k, v in evaluate(booster, splits.x_test, splits.y_test).items()}
         best_run_id = logger.logged[trial_id] if logger else ""
         if logger:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from inference_service import analysis, isvc, proxy
-from inference_service.revision_http import Faults
-from inference_service.revision_metrics import Stats, histogram_quantile, parse, psi
+from inference_service.rollout import analysis, isvc, proxy
+from inference_service.rollout.revision_metrics import Stats, histogram_quantile, parse, psi
+from inference_service.runtime.revision_http import Faults
 from platform_core import settings
 from platform_core.errors import ConfigError
 
@@ -114,7 +114,7 @@ def test_psi_is_zero_for_the_same_mix_and_large_for_a_shift():
 
 
 def test_revision_series_parse_from_a_real_exposition():
-    from inference_service import metrics
+    from inference_service.runtime import metrics
 
     rev = "unit-predictor-00042"
     metrics.REVISION_REQUESTS.labels(rev, "2xx").inc(8)
@@ -196,7 +196,7 @@ def test_prometheus_source_reads_a_revisions_window_from_the_query_api():
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qs, urlparse
 
-    from inference_service.revision_metrics import PrometheusSource
+    from inference_service.rollout.revision_metrics import PrometheusSource
 
     queries: list[str] = []
 

@@ -5,12 +5,12 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from platform_cli import main as cli
+from orchestration import demo as demo_flow
 from platform_core import settings
 
 
 @pytest.fixture(scope="session")
 def demo(local_stack, spark):
-    cli.demo()
+    demo_flow.run()
     mlflow.set_tracking_uri(settings.tracking_uri())
     return MlflowClient()

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from data_platform.lake import read_manifest
-from inference_service.client import DEFAULT_INPUT, features_of, infer_grpc, infer_rest, load_request, predicted_classes
+from inference_service.runtime.client import (
+    DEFAULT_INPUT,
+    features_of,
+    infer_grpc,
+    infer_rest,
+    load_request,
+    predicted_classes,
+)
 from platform_core import settings, storage
 from platform_core.errors import PlatformError
 
@@ -82,7 +89,7 @@ def test_model_metadata_names_the_tensors_of_the_served_bundle(demo):
 
 
 def test_proxy_and_revisions_listen_on_loopback_only(demo):
-    from inference_service import revisions
+    from inference_service.rollout import revisions
     from tests.integration.test_stack import LOOPBACK, listening_addresses
 
     ports = {settings.SERVE_HTTP_PORT.get(), settings.SERVE_GRPC_PORT.get()}
@@ -106,7 +113,7 @@ def test_nobody_can_unload_the_served_model(demo):
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-    import inference_service.kserve_guard  # noqa: F401
+    import inference_service.runtime.kserve_seam  # noqa: F401
 
     name, url = settings.MODEL_NAME.get(), settings.serve_url()
     for action in ("unload", "load"):
@@ -125,7 +132,7 @@ def test_nobody_can_unload_the_served_model(demo):
 
 def serving_revision():
     """The daemon of the revision that has all the traffic now."""
-    from inference_service import revisions
+    from inference_service.rollout import revisions
 
     state = revisions.load()
     return state.get(state.rolled_out).daemon
@@ -205,7 +212,7 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(demo):
 
     import httpx
 
-    from inference_service import revisions
+    from inference_service.rollout import revisions
 
     state = revisions.load()
     port, name = state.get(state.rolled_out).http_port, settings.MODEL_NAME.get()
@@ -244,7 +251,7 @@ def test_grpc_answers_for_the_served_version_only_and_rejects_non_finite_input(d
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-    import inference_service.kserve_guard  # noqa: F401
+    import inference_service.runtime.kserve_seam  # noqa: F401
 
     name = settings.MODEL_NAME.get()
     version = demo.get_model_version_by_alias(name, "champion").version
@@ -267,7 +274,7 @@ def test_grpc_answers_for_the_served_version_only_and_rejects_non_finite_input(d
 
 
 def test_metrics_count_answers_and_rejections_by_reason_per_version(demo):
-    from inference_service.client import served_metrics
+    from inference_service.runtime.client import served_metrics
 
     name = settings.MODEL_NAME.get()
     version = str(demo.get_model_version_by_alias(name, "champion").version)
@@ -338,7 +345,7 @@ def test_kserve_rest_client_works_with_binary_tensors(demo):
 
     from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-    import inference_service.kserve_guard  # noqa: F401
+    import inference_service.runtime.kserve_seam  # noqa: F401
 
     name, rows = settings.MODEL_NAME.get(), features_of(load_request(DEFAULT_INPUT))
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference_service import analysis, canary, revisions
 from inference_service.cli import canary_start
-from inference_service.loadgen import Load, sample_rows
-from inference_service.proxy import tag_host
-from inference_service.revision_http import HEADER
+from inference_service.rollout import analysis, canary, revisions
+from inference_service.rollout.loadgen import Load, sample_rows
+from inference_service.rollout.proxy import tag_host
+from inference_service.runtime.revision_http import HEADER
 from platform_core import settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

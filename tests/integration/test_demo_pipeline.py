@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference_service import canary
-from ml_platform import pipeline
+from inference_service.rollout import canary
+from orchestration import pipeline
 from platform_core import settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

@@ -77,7 +77,7 @@ def _server_rss() -> int:
 
     pid = serving_revision().pid()
     processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    return sum(p.memory_info().rss for p in processes if "inference_service.server" in " ".join(p.cmdline()))
+    return sum(p.memory_info().rss for p in processes if "inference_service.runtime.server" in " ".join(p.cmdline()))
 
 
 def test_a_bounded_load_gets_no_errors_and_does_not_grow_the_server(served):
@@ -153,7 +153,7 @@ def test_serve_notebook_executes_against_the_served_model(served):
 def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisions(demo, local_stack):
     import json
 
-    from inference_service import revisions
+    from inference_service.rollout import revisions
     from platform_core.stack import SERVING_PROXY, revision_daemons
 
     timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())

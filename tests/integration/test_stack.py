@@ -81,7 +81,7 @@ def test_health_checks_pass_on_the_running_stack_and_name_bad_credentials(local_
 
 
 def test_serving_a_missing_bundle_names_the_fix(local_stack):
-    from inference_service.revisions import download
+    from inference_service.rollout.revisions import download
     from platform_core.errors import PlatformError
 
     with pytest.raises(PlatformError, match="task export"):

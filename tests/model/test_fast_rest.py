@@ -7,9 +7,9 @@ import orjson
 import pytest
 from kserve import InferRequest
 
-import inference_service.kserve_guard  # noqa: F401  (hides argv from kserve's import-time parser)
-from inference_service import fast_rest
-from inference_service.predictor import XGBoostPredictor
+import inference_service.runtime.kserve_seam  # noqa: F401  (hides argv from kserve's import-time parser)
+from inference_service.runtime import fast_rest
+from inference_service.runtime.predictor import XGBoostPredictor
 
 ROWS = np.asarray([[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3], [6.0, 2.9, 4.5, 1.5]], dtype=np.float32)
 
@@ -126,8 +126,8 @@ def test_bad_values_on_the_fast_path_are_the_predictors_400s(predictor):
 def test_large_json_is_parsed_in_the_helper_process_and_answered_in_slices_the_same(predictor, monkeypatch):
     from kserve.errors import InvalidInput
 
-    from inference_service import json_helper
-    from inference_service import predictor as predictor_module
+    from inference_service.runtime import json_helper
+    from inference_service.runtime import predictor as predictor_module
 
     small = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(), None, "iris"))[0])
     monkeypatch.setattr(fast_rest, "LARGE_JSON", 0)  # every body takes the helper

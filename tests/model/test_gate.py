@@ -14,7 +14,8 @@ import yaml
 from mlflow import MlflowClient
 
 from ml_platform import tracking
-from ml_platform.gate import GateRejected, Rules, decide, load_rules, promote, run_gate
+from ml_platform.gate import GateRejected, Rules, decide, load_rules, run_gate
+from ml_platform.registry import promote
 from platform_core import settings
 from platform_core.errors import ConfigError
 from tests.model.ml_support import isolated_names, publish_dataset
@@ -160,9 +161,9 @@ def test_gate_cli_fails_in_one_line_and_moves_nothing(registry_env):
 def test_exported_bundle_is_one_model_file_plus_metadata_and_loads_in_the_predictor(registry_env, tmp_path):
     import boto3  # noqa: F401  (storage client below)
 
-    import inference_service.kserve_guard  # noqa: F401
+    import inference_service.runtime.kserve_seam  # noqa: F401
     from data_platform.lake import read_manifest
-    from inference_service.predictor import XGBoostPredictor
+    from inference_service.runtime.predictor import XGBoostPredictor
     from ml_platform.export import export_model
     from platform_core import storage
     from platform_core.bundle import BUNDLE_FILE, read_bundle

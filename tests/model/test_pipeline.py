@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml_platform import pipeline
+from orchestration import pipeline
 from platform_core import settings
 
 COMPILED = settings.REPO_ROOT / pipeline.COMPILED
@@ -53,11 +53,12 @@ def test_components_are_thin_calls_of_the_stage_functions_on_a_pinned_image():
         source = "\n".join(executor["container"]["command"])
         assert "pip install" not in source  # install_kfp_package=False: nothing is fetched at run time
         assert len(source.splitlines()) < 120, name  # thin: the logic stays in the package
-    calls = {"etl": "data_platform.cli import etl", "tune": "ml_platform.cli import tune",
-             "gate": "ml_platform.gate import run_gate",
-             "rollout": "inference_service import analysis, canary"}  # fmt: skip
+    calls = {"etl": "data_platform.etl import run_etl", "tune": "ml_platform.tune import run_tune",
+             "gate": "ml_platform.gate import run_gate", "rollout": "orchestration.flows import roll_out"}  # fmt: skip
     for component, call in calls.items():
-        assert call in "\n".join(executors[f"exec-{component}"]["container"]["command"]), component
+        source = "\n".join(executors[f"exec-{component}"]["container"]["command"])
+        assert call in source, component
+        assert ".cli import" not in source, f"{component} calls a CLI command, not the stage function"
 
 
 def test_the_image_installs_exactly_the_locked_dependencies():

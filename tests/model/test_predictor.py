@@ -5,8 +5,8 @@ import pytest
 from kserve import InferInput, InferRequest
 from kserve.errors import InvalidInput
 
-import inference_service.kserve_guard  # noqa: F401  (hides argv from kserve's import-time parser)
-from inference_service.predictor import XGBoostPredictor
+import inference_service.runtime.kserve_seam  # noqa: F401  (hides argv from kserve's import-time parser)
+from inference_service.runtime.predictor import XGBoostPredictor
 from ml_platform.trial import evaluate
 from platform_core.bundle import BUNDLE_FILE
 from platform_core.errors import DataError
@@ -135,7 +135,7 @@ def test_large_batches_are_answered_off_the_event_loop_with_the_same_result(pred
     import asyncio
     import threading
 
-    from inference_service.predictor import INLINE_ROWS
+    from inference_service.runtime.predictor import INLINE_ROWS
 
     rows = np.tile(np.asarray(ROWS, dtype=np.float32), (INLINE_ROWS, 1))  # 2 x INLINE_ROWS rows
     threads = []

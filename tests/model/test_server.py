@@ -4,15 +4,15 @@ import asyncio
 
 from kserve.model_repository import ModelRepository
 
-import inference_service.kserve_guard  # noqa: F401
-from inference_service.predictor import XGBoostPredictor
-from inference_service.server import _LoadedDataPlane
+import inference_service.runtime.kserve_seam  # noqa: F401
+from inference_service.runtime.predictor import XGBoostPredictor
+from inference_service.runtime.server import LoadedDataPlane
 
 
 def test_server_readiness_follows_the_model_being_loaded(iris_bundle):
     model = XGBoostPredictor("iris", iris_bundle, "1")
     repository = ModelRepository()
-    dataplane = _LoadedDataPlane(repository, ["iris"])
+    dataplane = LoadedDataPlane(repository, ["iris"])
     assert not asyncio.run(dataplane.ready())  # registered nothing yet
     model.load()
     repository.update(model)
@@ -24,7 +24,7 @@ def test_server_readiness_follows_the_model_being_loaded(iris_bundle):
 def test_binary_request_checks_and_the_chunked_body_limit():
     import json
 
-    from inference_service.rest import _read_body, binary_problem
+    from inference_service.runtime.rest import binary_problem, read_body
 
     header = json.dumps({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32",
                                      "parameters": {"binary_data_size": 16}}]}).encode()  # fmt: skip
@@ -43,5 +43,5 @@ def test_binary_request_checks_and_the_chunked_body_limit():
 
         return receive
 
-    assert asyncio.run(_read_body(chunks(b"ab", b"cd"), limit=4)) == b"abcd"
-    assert asyncio.run(_read_body(chunks(b"ab", b"cde"), limit=4)) is None
+    assert asyncio.run(read_body(chunks(b"ab", b"cd"), limit=4)) == b"abcd"
+    assert asyncio.run(read_body(chunks(b"ab", b"cde"), limit=4)) is None

@@ -22,7 +22,7 @@ def _listeners(port: int) -> list[tuple[int, str]]:
 def test_two_workers_share_the_loopback_port_and_sum_their_metrics(iris_bundle, tmp_path):
     http, grpc = free_port("127.0.0.1"), free_port("127.0.0.1")
     env = {**os.environ, "PLATFORM_STATE_DIR": str(tmp_path / "state"), "OMP_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "inference_service.workers", "2", "--model-name", "iris", "--model-dir",
+    argv = [sys.executable, "-m", "inference_service.runtime.workers", "2", "--model-name", "iris", "--model-dir",
             str(iris_bundle), "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc),
             "--revision", "iris-predictor-00001"]  # fmt: skip
     launcher = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

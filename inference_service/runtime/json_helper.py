@@ -2,7 +2,7 @@
 
 orjson's parse and numpy's list-to-array conversion each hold the GIL for the whole call: for a 1M-row request
 (22 MB of JSON) that is ~0.4 s + ~0.16 s here, during which the server's event loop, and with it liveness and
-every small request, waits. A helper process (`python -m inference_service.json_helper`, started on the first
+every small request, waits. A helper process (`python -m inference_service.runtime.json_helper`, started on the first
 large body, one per server process) does both and sends back the parsed request with its numeric tensors as
 arrays; only the copy back holds the server's GIL (~30 ms for 1M rows). The conversion is the one KServe's
 `InferInput.as_numpy` would do, with the tensor's own datatype, so every check after it sees the same values.
@@ -54,7 +54,7 @@ def parse(body: bytes):
     global _helper
     with _lock:
         if _helper is None or _helper.poll() is not None:
-            _helper = subprocess.Popen([sys.executable, "-m", "inference_service.json_helper"],
+            _helper = subprocess.Popen([sys.executable, "-m", "inference_service.runtime.json_helper"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
         try:
             _helper.stdin.write(len(body).to_bytes(8, "little") + body)

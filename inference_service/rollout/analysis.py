@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from inference_service import canary
-from inference_service.loadgen import Load, sample_rows
-from inference_service.revision_metrics import LocalSource, PrometheusSource, Stats, psi
+from inference_service.rollout import canary
+from inference_service.rollout.loadgen import Load, sample_rows
+from inference_service.rollout.revision_metrics import LocalSource, PrometheusSource, Stats, psi
 from platform_core import settings
 from platform_core.errors import PlatformError
 

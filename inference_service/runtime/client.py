@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from inference_service.tensors import INPUT, LABEL, PROBABILITIES
+from inference_service.runtime.tensors import INPUT, LABEL, PROBABILITIES
 from platform_core.errors import DataError, PlatformError, ServiceUnavailable
 
-DEFAULT_INPUT = Path(__file__).with_name("input.json")
+DEFAULT_INPUT = Path(__file__).parents[1] / "input.json"  # inference_service/input.json
 
 
 def _run(coro):
@@ -69,10 +69,12 @@ def infer_rest(base_url: str, model_name: str, request: dict, timeout: float = 1
 
 def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: float = 10.0) -> dict:
     """v2 ModelInfer over gRPC (KServe's client); returns the response in the same shape as the REST JSON."""
+    import inference_service.runtime.kserve_seam  # noqa: F401  (before any other kserve import)
+
+    # isort: split
+
     import grpc
     from kserve import InferenceGRPCClient, InferInput, InferRequest
-
-    import inference_service.kserve_guard  # noqa: F401
 
     async def call():
         async with InferenceGRPCClient(target, timeout=timeout, retries=0) as client:
@@ -124,9 +126,11 @@ def metadata(base_url: str, model_name: str, timeout: float = 10.0) -> dict:
 
 def infer_binary(base_url: str, model_name: str, features: np.ndarray, timeout: float = 10.0) -> dict[str, np.ndarray]:
     """v2 infer with the binary tensor extension both ways (no JSON numbers): output name -> array."""
-    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+    import inference_service.runtime.kserve_seam  # noqa: F401  (before any other kserve import)
 
-    import inference_service.kserve_guard  # noqa: F401
+    # isort: split
+
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
     async def call():
         client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=timeout))

@@ -38,7 +38,7 @@ LATENCY = Histogram(
 
 
 def exposition(accept: str) -> tuple[bytes, str] | None:
-    """Every worker's series summed (prometheus_client's multiprocess mode, see `inference_service.workers`);
+    """Every worker's series summed (prometheus_client's multiprocess mode, see `inference_service.runtime.workers`);
     None when this process serves alone and KServe's own `/metrics` has it all."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return None

@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from inference_service import isvc
-from inference_service.canary import Change
+from inference_service.rollout import isvc
+from inference_service.rollout.change import Change
 from platform_core import settings
 from platform_core.errors import ConfigError, PlatformError
 

@@ -1,6 +1,7 @@
 """The whole flow as one Kubeflow Pipelines pipeline: ETL -> tune -> gate -> (passed) export -> rollout.
 
-Each component is a thin lightweight component over the stage command the task targets call (no copied logic):
+Each component is a thin lightweight component over the stage function the CLI and the task targets call (no
+copied logic, never a CLI command):
 the component imports the platform package installed in its image (`PLATFORM_IMAGE`) and passes what the stage
 produced on as kfp artifacts with metadata (dataset version and content hash, search and best run, model version,
 gate decision). The gate is a condition: the rollout runs only when it passed, the other branch records why.
@@ -30,9 +31,9 @@ def etl(dataset: dsl.Output[dsl.Dataset]) -> NamedTuple("Curated", [("version", 
     import json
     from collections import namedtuple
 
-    from data_platform.cli import etl as stage
+    from data_platform.etl import run_etl
 
-    result = stage(raw_path=None, lake=None)
+    result = run_etl()
     dataset.metadata.update({"dataset": result.dataset, "version": result.version, "reused": result.reused,
                              "content_hash": result.content_hash, "rows_curated": result.rows_curated,
                              "rows_quarantined": result.rows_quarantined})  # fmt: skip
@@ -49,10 +50,11 @@ def tune(dataset_version: int, content_hash: str, samples: int, max_rounds: int,
     same data and search settings give the same cache key, locally and on KFP, and the search is reused."""
     import json
 
-    from ml_platform.cli import tune as stage
+    from ml_platform.tune import run_tune
+    from platform_core import health
 
-    result = stage(samples=samples or None, max_rounds=max_rounds or None, config=None, resume=False,
-                   seed=seed if seed >= 0 else None)  # fmt: skip
+    health.connect()
+    result = run_tune(samples=samples or None, max_rounds=max_rounds or None, seed=seed if seed >= 0 else None)
     model.metadata.update({"search_run": result.parent_run_id, "run_id": result.best_run_id,
                            "valid_mlogloss": result.best_metrics.get("valid_mlogloss"),
                            "dataset_version": dataset_version, "dataset_hash": content_hash})  # fmt: skip
@@ -84,25 +86,14 @@ def gate(model: dsl.Input[dsl.Model], gated: dsl.Output[dsl.Model]) -> str:
 def rollout(gated: dsl.Input[dsl.Model], percent: int, bundle: dsl.Output[dsl.Model]) -> str:
     """Export the gated version's serving bundle, then serve it (nothing served yet) or canary it with the
     automatic analysis. Returns `served`, `promoted` or `rolled back`."""
-    from inference_service import analysis, canary
-    from inference_service.cli import _ensure_bundle
-    from ml_platform.export import serving_uri
-    from platform_core import health, settings
+    from orchestration.flows import roll_out
+    from platform_core import bundle as serving_bundle
+    from platform_core import settings
 
-    health.connect(s3=True)
     version = gated.metadata["version"]
-    _ensure_bundle(version)
-    bundle.metadata.update({"version": version, "storage_uri": serving_uri(settings.MODEL_NAME.get(), version)})
-    if canary.backend().current() is None:
-        from ml_platform.gate import promote
-
-        promote()
-        canary.serve(version)
-        outcome = "served"
-    else:
-        canary.start(version, percent)
-        outcome = analysis.run().verdict
-    bundle.metadata["outcome"] = outcome
+    outcome = roll_out(version, percent)
+    uri = serving_bundle.storage_uri(settings.MODEL_NAME.get(), version)
+    bundle.metadata.update({"version": version, "storage_uri": uri, "outcome": outcome})
     with open(bundle.path, "w") as out:
         out.write(outcome)
     return outcome
@@ -147,9 +138,9 @@ def compile_pipeline(path: str | None = None) -> str:
 
 
 def run_local(**arguments) -> dict:
-    """Run the pipeline here with kfp.local against the local stack (ml_platform.pipeline_local); returns the
+    """Run the pipeline here with kfp.local against the local stack (orchestration.pipeline_local); returns the
     tasks by name with their status and time."""
-    from ml_platform import pipeline_local
+    from orchestration import pipeline_local
 
     return pipeline_local.run(flow, **arguments)
 

@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from inference_service.revision_http import HEADER
-from inference_service.tensors import INPUT
+from inference_service.runtime.revision_http import HEADER
+from inference_service.runtime.tensors import INPUT
 from platform_core.errors import PlatformError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

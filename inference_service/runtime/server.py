@@ -1,11 +1,10 @@
-"""One revision's model server: KServe's ModelServer bound to loopback (`python -m inference_service.server`).
+"""One revision's model server: KServe's ModelServer bound to loopback (`python -m inference_service.runtime.server`).
 
-`inference_service.revisions` starts one per revision, detached, behind the serving proxy; `platform down`
+`inference_service.rollout.revisions` starts one per revision, detached, behind the serving proxy; `platform down`
 stops them with the rest of the stack.
 
-Written against kserve==0.21.0: the loopback binding and the platform's middleware rely on ModelServer
-internals (`_serve`, `servers`, `_rest_server.create_application` / `._server`, GRPCServer attributes), so
-re-verify them when kserve is upgraded.
+The loopback binding and the platform's middleware rely on ModelServer internals; they all sit in
+`inference_service.runtime.kserve_seam`.
 """
 
 from __future__ import annotations
@@ -18,63 +17,25 @@ import socket
 import time
 from pathlib import Path
 
-import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+from inference_service.runtime import kserve_seam  # before any other kserve import
 
 # isort: split
 
 import kserve
 import uvloop
-from grpc import aio
 from kserve import PredictorConfig
 from kserve import logging as kserve_logging
-from kserve.constants.constants import MAX_GRPC_MESSAGE_LENGTH
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, UnsupportedProtocol
-from kserve.model_server import app as kserve_app
 from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
-from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
-from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
-from inference_service import metrics, rest
-from inference_service.predictor import XGBoostPredictor
-from inference_service.rest import VersionNotServed
-from inference_service.revision_http import HEADER as REVISION_HEADER
-from inference_service.revision_http import Faults, Revision
+from inference_service.runtime import metrics, rest
+from inference_service.runtime.predictor import XGBoostPredictor
+from inference_service.runtime.rest import VersionNotServed
+from inference_service.runtime.revision_http import HEADER as REVISION_HEADER
+from inference_service.runtime.revision_http import Faults, Revision
 from platform_core import settings
-
-
-class _LoopbackGRPCServer(GRPCServer):
-    """GRPCServer.start() hard-codes "[::]:port"; this re-implements it with a configurable host.
-
-    It also leaves out kserve's LoggingInterceptor, which writes one INFO line per RPC.
-    """
-
-    def __init__(self, host: str, *args, versions: dict[str, str], revision: str, reuse_port: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._host = host
-        self._versions = versions
-        self._revision = revision
-        self._reuse_port = reuse_port
-
-    async def start(self, max_workers: int) -> None:  # max_workers only feeds sync handlers; ours are async
-        self._server = aio.server(
-            interceptors=(ExceptionToStatusInterceptor(),),
-            options=[
-                ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_LENGTH),
-                ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_LENGTH),
-                # gRPC shares ports by default on Linux: a taken port would go unnoticed. Only workers share.
-                ("grpc.so_reuseport", int(self._reuse_port)),
-            ],
-        )
-        servicer = _VersionedServicer(
-            self._data_plane, self._model_repository_extension, versions=self._versions, revision=self._revision
-        )
-        add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
-        self._server.add_insecure_port(f"{self._host}:{self._port}")  # raises if the port is taken
-        await self._server.start()
-        await self._server.wait_for_termination()
 
 
 class _VersionedServicer(InferenceServicer):
@@ -136,7 +97,7 @@ class _DisabledRepository(ModelRepositoryExtension):
         raise RepositoryApiDisabled()
 
 
-class _LoadedDataPlane(DataPlane):
+class LoadedDataPlane(DataPlane):
     """Server readiness = every model this server was started with is loaded (stock kserve always says ready)."""
 
     def __init__(self, model_registry, expected: list[str]):
@@ -145,7 +106,7 @@ class _LoadedDataPlane(DataPlane):
 
     async def ready(self) -> bool:
         for name in self._expected:
-            if not await self._model_registry.is_model_ready(name):
+            if not await self.model_registry.is_model_ready(name):
                 return False
         return True
 
@@ -161,14 +122,14 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-class LoopbackModelServer(kserve.ModelServer):
+class LoopbackModelServer(kserve_seam.SocketModelServer):
     """ModelServer whose REST and gRPC listeners bind `host` instead of 0.0.0.0 / [::]."""
 
     def __init__(
         self, host: str = "127.0.0.1", enable_grpc: bool = True, repository_api: bool = False, revision: str = "",
         faults: Faults | None = None, reuse_port: bool = False, **kwargs,
     ):  # fmt: skip
-        # The stock gRPC server is disabled and replaced by _LoopbackGRPCServer in _serve().
+        # The stock gRPC server is disabled; grpc_server() builds the loopback one.
         super().__init__(enable_grpc=False, **kwargs)
         self.host = host
         self.revision, self.faults = revision, faults or Faults()
@@ -179,39 +140,30 @@ class LoopbackModelServer(kserve.ModelServer):
 
     def start(self, models: list[kserve.Model]) -> None:
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
-        self.dataplane = _LoadedDataPlane(self.registered_models, [m.name for m in models])
+        self.dataplane = LoadedDataPlane(self.registered_models, [m.name for m in models])
         self._models = models
         self._versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
         super().start(models)
 
-    async def _serve_rest(self) -> None:
-        """RESTServer.start() on our own socket, with the platform's middleware outside KServe's."""
-        self._rest_server.create_application()  # KServe's routes, middlewares and handlers on its module app
-        rest.extend(kserve_app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
-        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
-            kserve_app.add_middleware(Revision, revision=self.revision, faults=self.faults)
-        sock = _listen(self.host, self.http_port, self.reuse_port)
-        await self._rest_server._server.serve(sockets=[sock])
+    def rest_socket(self) -> socket.socket:
+        return _listen(self.host, self.http_port, self.reuse_port)
 
-    async def _serve(self) -> None:
-        # ModelServer.start() queued RESTServer.start(), which binds 0.0.0.0; ours replaces it, unawaited.
-        self.servers[0].close()
-        self.servers[0] = self._serve_rest()
-        if self._loopback_grpc:
-            # Assigned to _grpc_server so ModelServer.stop() shuts it down on SIGTERM/SIGINT.
-            self._grpc_server = _LoopbackGRPCServer(
-                self.host,
-                self.grpc_port,
-                self.dataplane,
-                self.model_repository_extension,
-                kwargs={},
-                grace_period=self.grace_period,
-                versions=self._versions,
-                revision=self.revision,
-                reuse_port=self.reuse_port,
-            )
-            self.servers.append(self._grpc_server.start(self.max_threads))
-        await super()._serve()
+    def extend_app(self, app) -> None:
+        rest.extend(app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
+        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
+            app.add_middleware(Revision, revision=self.revision, faults=self.faults)
+
+    def grpc_server(self) -> kserve_seam.LoopbackGRPCServer | None:
+        if not self._loopback_grpc:
+            return None
+
+        def servicer(data_plane, repository):
+            return _VersionedServicer(data_plane, repository, versions=self._versions, revision=self.revision)
+
+        return kserve_seam.LoopbackGRPCServer(
+            self.host, self.grpc_port, self.dataplane, self.model_repository_extension, servicer=servicer,
+            reuse_port=self.reuse_port, grace_period=self.grace_period,
+        )  # fmt: skip
 
 
 class _OneLineRejections(logging.Filter):
@@ -252,7 +204,7 @@ def serve(
     reuse_port: bool = False,
 ) -> None:
     """Load the model and block serving it until SIGTERM/SIGINT. grpc_port=None disables gRPC.
-    reuse_port: one of several worker processes on the same ports (`inference_service.workers`)."""
+    reuse_port: one of several worker processes on the same ports (`inference_service.runtime.workers`)."""
     # kserve runs its servers with asyncio.run(), so uvicorn's own loop choice never applies: set it here.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())  # ModelServer.start() asks for the current loop first
@@ -263,7 +215,7 @@ def serve(
     model.load()
     # Every argument is explicit: ModelServer's defaults are taken from the import-time argv parse.
     # workers=1: KServe's multi-process REST server re-imports its app in each child, without the platform's
-    # middleware or the loopback binding; several workers are separate processes (inference_service.workers).
+    # middleware or the loopback binding; several workers are separate processes (inference_service.runtime.workers).
     server = LoopbackModelServer(
         host=host,
         http_port=http_port,

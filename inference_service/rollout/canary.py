@@ -1,6 +1,6 @@
 """Rollout commands for both modes: serve, canary start / set / promote / rollback / status.
 
-Each command renders the InferenceService it wants (`inference_service.isvc`), turns it into the patch kubectl
+Each command renders the InferenceService it wants (`inference_service.rollout.isvc`), turns it into the patch kubectl
 would send, and hands both to the mode's backend: locally the revision controller makes processes and the
 proxy match the spec; on a cluster the patch goes to the Kubernetes API and the command waits until the
 predictor's `status.traffic` shows what was asked. Every command returns the kubectl line that does the same.
@@ -8,30 +8,12 @@ predictor's `status.traffic` shows what was asked. Every command returns the kub
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inference_service import isvc
-from platform_core import settings
+from inference_service.rollout import isvc
+from inference_service.rollout.change import Change
+from platform_core import bundle, settings
 from platform_core.errors import PlatformError
-
-
-@dataclass
-class Change:
-    """A wanted spec and the patch that turns the current object into it (what kubectl would send)."""
-
-    spec: dict[str, Any]
-    patch_type: str  # merge | json
-    patch: Any
-    expected_latest_percent: int  # what status.traffic must show for the latest revision
-    # Locally: a latest revision found dead is started again, except on a weight change during a rollout, where
-    # its loss is for the analysis to see (and roll back), not to be hidden by a restart.
-    revive: bool = True
-
-    def kubectl(self) -> str:
-        name, namespace = self.spec["metadata"]["name"], self.spec["metadata"]["namespace"]
-        return f"kubectl patch isvc {name} -n {namespace} --type={self.patch_type} -p '{json.dumps(self.patch)}'"
 
 
 class Backend(Protocol):
@@ -45,34 +27,36 @@ class LocalBackend:
         return isvc.read_local()
 
     def apply(self, change: Change) -> dict[str, Any]:
-        from inference_service import revisions
+        from inference_service.rollout import revisions
 
         status = revisions.reconcile(change.spec, revive=change.revive)
         isvc.write_local(change.spec)  # after the revisions and the proxy took it: a failed start changes nothing
         return status
 
     def status(self) -> dict[str, Any]:
-        from inference_service import revisions
+        from inference_service.rollout import revisions
 
         return revisions.status()
 
 
 def backend() -> Backend:
     if settings.profile() == "cluster":
-        from inference_service.cluster import ClusterBackend
+        from inference_service.rollout.cluster import ClusterBackend
 
         return ClusterBackend()
     return LocalBackend()
 
 
-def _uri(name: str, version: str) -> str:
-    from ml_platform.export import serving_uri
+def _exported(name: str, version: str) -> None:
+    """A version goes out only with its bundle on S3: exported now if it is not there yet (export is
+    idempotent), so serve and canary start take any registered version."""
+    from ml_platform.export import ensure_exported
 
-    return serving_uri(name, version)
+    ensure_exported(name, version)
 
 
 def _rollout(name: str, version: str, percent: int | None) -> Change:
-    spec = isvc.render(name, version, _uri(name, version), percent)
+    spec = isvc.render(name, version, bundle.storage_uri(name, version), percent)
     predictor = {"model": {"storageUri": isvc.storage_uri(spec)}, "canaryTrafficPercent": percent}
     patch = {"metadata": {"annotations": spec["metadata"]["annotations"]}, "spec": {"predictor": predictor}}
     return Change(spec, "merge", patch, 100 if percent is None else percent)
@@ -92,6 +76,7 @@ def kubectl_get() -> str:
 
 def serve(version: str) -> tuple[dict[str, Any], Change]:
     """Serve `version` at 100% (the first revision, or a direct replacement without a canary)."""
+    _exported(settings.MODEL_NAME.get(), version)
     change = _rollout(settings.MODEL_NAME.get(), version, None)
     return backend().apply(change), change
 
@@ -110,6 +95,7 @@ def start(version: str, percent: int) -> tuple[dict[str, Any], Change]:
         raise PlatformError(f"v{version} is what is served already; there is nothing to roll out", "gate a new model")
     if not 1 <= percent <= 99:
         raise PlatformError(f"a canary takes 1..99% of the traffic, not {percent}", "pass --percent 10")
+    _exported(settings.MODEL_NAME.get(), version)
     change = _rollout(settings.MODEL_NAME.get(), version, percent)
     return b.apply(change), change
 
@@ -145,16 +131,11 @@ def promote() -> tuple[dict[str, Any], Change, str | None]:
 
 
 def _move_champion(version: str) -> str | None:
-    from ml_platform import gate, registry
+    from ml_platform import registry
     from platform_core import health
 
     health.connect()  # the registry's login: without it an alias lookup fails like a missing alias
-    name = settings.MODEL_NAME.get()
-    challenger = registry.version_by_alias(name, gate.CHALLENGER)
-    if challenger is None or str(challenger.version) != str(version):
-        return None  # only the gated challenger becomes champion; anything else stays a serving decision
-    new, _previous = gate.promote(name)
-    return new
+    return registry.promote_if_challenger(settings.MODEL_NAME.get(), version)
 
 
 def rollback() -> tuple[dict[str, Any], Change]:

@@ -1,8 +1,8 @@
 """The InferenceService: the one spec of what is served, rendered from settings with the kserve SDK's models.
 
 Locally it is written to `<state>/serving/inferenceservice.yaml` and the revision controller
-(`inference_service.revisions`) makes processes and the proxy match it; on a cluster the same object is applied
-and patched through the Kubernetes API (`inference_service.cluster`). Nothing else builds this YAML.
+(`inference_service.rollout.revisions`) makes processes and the proxy match it; on a cluster the same object is applied
+and patched through the Kubernetes API (`inference_service.rollout.cluster`). Nothing else builds this YAML.
 
 Canary semantics are KServe's (serverless mode): `canaryTrafficPercent: N` sends N% to the latest revision and
 the rest to the last one that had 100%; no field = the latest gets everything; 0 = roll back.
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from platform_core import settings
+from platform_core import bundle, settings
 from platform_core.errors import ConfigError
 
 GROUP, API_VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -126,7 +126,8 @@ def write_local(isvc: dict[str, Any]) -> Path:
 
 MANIFEST = settings.REPO_ROOT / "manifests" / "serving" / "inferenceservice.yaml"
 HEADER = (
-    "# Rendered by `task serving:render-k8s` (inference_service/isvc.py) for the cluster settings; do not edit.\n"
+    "# Rendered by `task serving:render-k8s` (inference_service/rollout/isvc.py) from the cluster settings;\n"
+    "# do not edit.\n"
     "# `platform canary start` patches storageUri, the model-version annotation and canaryTrafficPercent.\n"
 )
 
@@ -134,5 +135,5 @@ HEADER = (
 def render_manifest(version: str = "1") -> str:
     """The committed cluster manifest: the first version of the model, served at 100%."""
     name = settings.MODEL_NAME.get()
-    uri = f"s3://{settings.BUCKET.get()}/serving/{name}/v{version}"
+    uri = bundle.storage_uri(name, version)
     return HEADER + to_yaml(render(name, version, uri))

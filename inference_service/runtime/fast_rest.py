@@ -10,10 +10,14 @@ before, so the error paths stay in one place.
 
 from __future__ import annotations
 
+from inference_service.runtime import kserve_seam  # before any other kserve import
+
+# isort: split
+
 import orjson
 from kserve import InferInput, InferRequest
 
-from inference_service import json_helper
+from inference_service.runtime import json_helper
 
 LARGE_JSON = 4 << 20  # JSON bodies above this are parsed in the helper process (see json_helper)
 
@@ -57,7 +61,7 @@ def decode(body: bytes, header_length: bytes | None, model_name: str) -> InferRe
         elif header_length is not None and isinstance(params.get("binary_data_size"), int):
             size = params["binary_data_size"]
             binary = InferInput(name, shape, datatype, parameters=params)
-            binary._raw_data = body[offset : offset + size]  # what InferRequest.from_bytes sets, minus its list copy
+            kserve_seam.set_raw_tensor(binary, body[offset : offset + size])
             offset += size
             inputs.append(binary)
         else:

@@ -1,7 +1,7 @@
-"""Several REST/gRPC worker processes for one revision: `python -m inference_service.workers N SERVER_ARGS...`.
+"""Several REST/gRPC worker processes for one revision: `python -m inference_service.runtime.workers N SERVER_ARGS...`.
 
 KServe's own multi-worker mode re-imports its app in each child, which drops the platform's middleware and binds
-0.0.0.0. Here each worker is a whole `inference_service.server` with its model, bound to the same loopback ports
+0.0.0.0. Here each worker is a whole `inference_service.runtime.server` with its model, bound to the same loopback ports
 with SO_REUSEPORT (the kernel spreads connections over them), so every worker keeps the binding, the fast path
 and the revision middleware. Prometheus counters go through prometheus_client's multiprocess mode, so `/metrics`
 from any worker sums all of them (the canary analysis reads it).
@@ -27,8 +27,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def server_argv(args: list[str], workers: int) -> list[str]:
     """The command that serves with `workers` processes (one: the server itself, no launcher)."""
     if workers <= 1:
-        return [sys.executable, "-m", "inference_service.server", *args]
-    return [sys.executable, "-m", "inference_service.workers", str(workers), *args]
+        return [sys.executable, "-m", "inference_service.runtime.server", *args]
+    return [sys.executable, "-m", "inference_service.runtime.workers", str(workers), *args]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(metrics_dir, ignore_errors=True)  # counters of an earlier server on this port must not add up
     metrics_dir.mkdir(parents=True, mode=0o700)
     env = {**os.environ, MULTIPROC_ENV: str(metrics_dir)}
-    command = [sys.executable, "-m", "inference_service.server", *args, "--reuse-port"]
+    command = [sys.executable, "-m", "inference_service.runtime.server", *args, "--reuse-port"]
     procs = [subprocess.Popen(command, env=env) for _ in range(workers)]
 
     def forward(sig, _frame) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from inference_service import isvc, proxy, workers
+from inference_service.rollout import isvc, proxy
+from inference_service.runtime import workers
 from platform_core import settings
 from platform_core.errors import PlatformError
 from platform_core.processes import Daemon, free_port

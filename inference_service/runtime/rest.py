@@ -9,7 +9,7 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
   FastAPI's own errors (unknown route, wrong method, unparsable body) carry `{"error"}` too.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
 - A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
-- Inference requests a served model takes as they are go the fast way (`inference_service.fast_rest`); the rest
+- Inference requests a served model takes as they are go the fast way (`inference_service.runtime.fast_rest`); the rest
   are replayed to KServe's route. Bodies over 256 KiB are decoded and predicted on a worker thread, so liveness
   and small requests keep answering during a large batch.
 
@@ -24,7 +24,7 @@ import json
 import logging
 import re
 
-import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+import inference_service.runtime.kserve_seam  # noqa: F401  (before any other kserve import)
 
 # isort: split
 
@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inference_service import fast_rest, metrics
+from inference_service.runtime import fast_rest, metrics
 
 logger = logging.getLogger("kserve")
 
@@ -100,7 +100,7 @@ class V2Gaps:
             model = self.models.get(scope["path"].split("/")[3]) if scope["path"].count("/") == 4 else None
             fast = model is not None and model.ready and (binary is not None or ctype in (b"", *JSON_TYPES))
             if binary is not None or fast:
-                body = await _read_body(receive, self.max_body)
+                body = await read_body(receive, self.max_body)
                 if body is None:  # a chunked body (no Content-Length) that went over the limit
                     self._count(path, "body_limit")
                     return await _error(send, 413, f"request body is over the limit of {self.max_body >> 20} MiB")
@@ -198,7 +198,7 @@ def binary_problem(header_length: bytes, body: bytes) -> str | None:
     return None
 
 
-async def _read_body(receive, limit: int) -> bytes | None:
+async def read_body(receive, limit: int) -> bytes | None:
     chunks, size, more = [], 0, True
     while more:
         message = await receive()

@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from inference_service import metrics
+from inference_service.runtime import metrics
 from platform_core.errors import ConfigError
 
 HEADER = b"x-platform-revision"

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import inference_service.kserve_guard  # noqa: F401  (before any kserve import)
+import inference_service.runtime.kserve_seam  # noqa: F401  (before any other kserve import)
 
 # isort: split
 
@@ -29,9 +29,9 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 from kserve.utils.utils import generate_uuid
 
-from inference_service import metrics
-from inference_service.prediction_log import PredictionLog
-from inference_service.tensors import INPUT, LABEL, LABEL_AS_INDEX, PROBABILITIES
+from inference_service.runtime import metrics
+from inference_service.runtime.prediction_log import PredictionLog
+from inference_service.runtime.tensors import INPUT, LABEL, LABEL_AS_INDEX, PROBABILITIES
 from platform_core import settings
 from platform_core.bundle import read_bundle
 

@@ -1,0 +1,64 @@
+"""`platform demo`: every stage end to end on the local stack, through the same commands a user types (each
+calls its stage's public function), with a timing table at the end."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rich.table import Table
+
+from data_platform import cli as data_cli
+from inference_service import cli as serving_cli
+from ml_platform import cli as ml_cli
+from platform_core import cli as stack_cli
+from platform_core import settings
+from platform_core.bundle import CHALLENGER
+from platform_core.progress import console
+
+
+def second_round() -> None:
+    """A second, longer search (PLATFORM_DEMO_SECOND_SEED, 4x the rounds) through the gate; a passing challenger
+    goes out as a 10% canary that the automatic analysis promotes or rolls back. A rejected one ends the demo with
+    the first model serving."""
+    from ml_platform.gate import GateRejected
+    from ml_platform.search_config import load
+
+    first = load(None).with_overrides()
+    ml_cli.tune(seed=settings.DEMO_SECOND_SEED.get(), max_rounds=first.max_rounds * 4)  # more rounds per trial
+    try:
+        ml_cli.gate(promote=False)
+    except GateRejected as exc:
+        console.print(f"[yellow]the second model did not pass the gate ({exc.message}); the first keeps serving[/]")
+        return
+    serving_cli.canary_start(alias=CHALLENGER, percent=10)
+    serving_cli.canary_auto(load=True)
+
+
+def run() -> None:
+    """End to end: up, ETL, tune, gate, export, serve v1; a second search, gate, canary at 10%, automatic analysis
+    (promote or roll back), predict. Leaves the stack running."""
+    stages = (("up", stack_cli.up), ("etl", data_cli.etl), ("tune", ml_cli.tune),
+              ("gate", lambda: ml_cli.gate(promote=True)), ("export", ml_cli.export), ("serve", serving_cli.serve),
+              ("predict", serving_cli.predict), ("canary", second_round),
+              ("predict", serving_cli.predict))  # fmt: skip
+    timings: dict[str, float] = {}
+    for name, command in stages:
+        console.rule(f"[bold]{name}")
+        start = time.monotonic()
+        response = command()
+        timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)
+    (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))
+    console.rule("[bold green]demo finished")
+    table = Table("stage", "seconds")
+    for name, seconds in timings.items():
+        table.add_row(name, f"{seconds:.1f}")
+    table.add_row("[bold]total", f"[bold]{sum(timings.values()):.1f}")
+    console.print(table)
+    console.print(
+        f"Model [bold]{response['model_name']}[/] version [bold]{response['model_version']}[/] is serving v2 at "
+        f"{settings.serve_url()}/v2/models/{response['model_name']}/infer (through the serving proxy)\n"
+        f"MLflow UI: {settings.tracking_uri()} (log in with `task mlflow:credentials`)   "
+        f"state dir: {settings.state_dir()}\n"
+        "Try `task predict`, `task canary:status`, `task status`; stop everything with `task down`."
+    )
