@@ -1,22 +1,26 @@
 """The local traffic splitter: Caddy in front of the revisions, on the public serving ports.
 
 REST (`PLATFORM_SERVE_HTTP_PORT`) and gRPC over h2c (`PLATFORM_SERVE_GRPC_PORT`) are each one Caddy server with
-a `reverse_proxy` whose `weighted_round_robin` weights are the InferenceService's traffic percentages. Host
-`latest-<name>.localhost` / `prev-<name>.localhost` reaches one revision directly, as KServe's tag routing does.
-A connection refused by a revision (it died) is retried on another and the dead one is skipped for a while,
-so callers see no error while the canary analysis notices the loss on its own.
+two slots, `canary` and `stable`, whose upstream addresses Caddy reads per request from files in the state dir
+(`{file./abs/path}` in the dial). A request goes to the canary slot when its random `{http.request.uuid}` sorts
+below a threshold read from another file (a CEL matcher), so the share of the canary is the InferenceService's
+percentage, drawn per request. Host `latest-<name>.localhost` / `prev-<name>.localhost` reaches one slot directly,
+as KServe's tag routing does. A connection refused by a revision (it died) is retried on the other slot and the
+dead one is skipped for a while, so callers see no error while the canary analysis notices the loss on its own.
 
-Config changes go through Caddy's admin API (`POST /load`, graceful: open connections finish on the old
-config) on a unix socket in the state dir, created 0600; there is no TCP admin port.
+Why files and not Caddy's admin API for weights: every admin change, a PATCH of only the weights included, is a
+full reload that closes idle keep-alive connections and replaces the listener, and a client that has just sent a
+request on one gets EOF (measured: 3-4 failed requests per weight change). A weight change here is an atomic
+rewrite of small files (write, then rename): no reload, nothing dropped. Only a new shape of config (the first
+start, another model, no revision at all) goes through the admin API (`POST /load`) on a unix socket in the
+state dir, created 0600; there is no TCP admin port.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +48,51 @@ def tag_host(tag: str, model_name: str) -> str:
     return f"{tag}-{model_name}.localhost"
 
 
-def config(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> dict[str, Any]:
-    """Caddy's JSON config: the split for plain requests, one route per tag, the same for REST and gRPC."""
+SLOTS = ("canary", "stable")
+
+
+def routes_dir() -> Path:
+    return settings.state_dir() / "serving" / "routes"
+
+
+def _addr_file(kind: str, slot: str) -> Path:
+    return routes_dir() / f"{kind}-{slot}.addr"
+
+
+def _threshold_file() -> Path:
+    return routes_dir() / "canary.threshold"
+
+
+def threshold(percent: int) -> str:
+    """The string a request's UUID must sort below to go to the canary: `percent`% of random UUIDs do. "0" sorts
+    before every UUID, "g" after every hex digit."""
+    if percent <= 0:
+        return "0"
+    if percent >= 100:
+        return "g"
+    return f"{percent * 2**32 // 100:08x}"
+
+
+def config(model_name: str, live: bool = True) -> dict[str, Any]:
+    """Caddy's JSON config: its shape only (tag routes, the two slots, the split matcher), the same for REST and
+    gRPC; which revision a slot reaches and the canary's share are the files `write_routing` writes."""
     host = settings.HOST.get()
+    ratio = _threshold_file()
+    # Without the `!= null` guard a missing file would make every request a 500; missing = all to the stable.
+    split = f'ph(req, "file.{ratio}") != null && {{http.request.uuid}} < ph(req, "file.{ratio}")'
 
     def server(port: int, kind: str) -> dict[str, Any]:
-        routes = [
-            {"match": [{"host": [tag_host(tag, model_name)]}], "handle": [_proxy([up], kind)], "terminal": True}
-            for tag, up in sorted(tags.items())
-        ]
-        live = [u for u in split if u.weight > 0]
-        routes.append({"handle": [_proxy(live, kind) if live else _unavailable()]})
+        if not live:
+            routes = [{"handle": [_unavailable()]}]
+        else:
+            routes = [
+                {"match": [{"host": [tag_host("latest", model_name)]}], "handle": [_proxy(kind, ["canary"])],
+                 "terminal": True},
+                {"match": [{"host": [tag_host("prev", model_name)]}], "handle": [_proxy(kind, ["stable"])],
+                 "terminal": True},
+                {"match": [{"expression": split}], "handle": [_proxy(kind, ["canary", "stable"])], "terminal": True},
+                {"handle": [_proxy(kind, ["stable", "canary"])]},
+            ]  # fmt: skip
         srv: dict[str, Any] = {"listen": [f"{host}:{port}"], "automatic_https": {"disable": True}, "routes": routes}
         if kind == "grpc":
             srv["protocols"] = ["h1", "h2c"]  # gRPC without TLS = HTTP/2 cleartext
@@ -78,25 +116,45 @@ def config(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) ->
     }
 
 
-def _proxy(upstreams: list[Upstream], kind: str) -> dict[str, Any]:
-    host = settings.HOST.get()
-    port = (lambda u: u.http_port) if kind == "rest" else (lambda u: u.grpc_port)
-    divisor = reduce(math.gcd, [u.weight for u in upstreams]) or 1
+def _proxy(kind: str, slots: list[str]) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": f"{host}:{port(u)}"} for u in upstreams],
+        "upstreams": [{"dial": f"{{file.{_addr_file(kind, slot)}}}"} for slot in slots],
         "load_balancing": {
-            "selection_policy": {"policy": "weighted_round_robin", "weights": [u.weight // divisor for u in upstreams]},
+            # The first slot that is up; the other when it refused (a dead revision).
+            "selection_policy": {"policy": "first"},
             # Retried only when the revision refused the connection (nothing was sent): safe for POST.
             "retries": 2,
             "try_interval": "20ms",
         },
-        # One refused connection marks a revision down for 5 s: the rest of the traffic skips it.
+        # One refused connection marks a slot down for 5 s: the rest of the traffic takes the other one.
         "health_checks": {"passive": {"fail_duration": "5s", "max_fails": 1}},
     }
     if kind == "grpc":
         handler["transport"] = {"protocol": "http", "versions": ["h2c"]}
     return handler
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomic for Caddy's per-request reads: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_routing(canary: Upstream, stable: Upstream, percent: int) -> None:
+    """Point the slots at these revisions and give the canary `percent`%: what a weight change is."""
+    routes_dir().mkdir(parents=True, exist_ok=True)
+    host = settings.HOST.get()
+    addresses = {(kind, slot): f"{host}:{up.http_port if kind == 'rest' else up.grpc_port}"
+                 for slot, up in (("canary", canary), ("stable", stable)) for kind in ("rest", "grpc")}  # fmt: skip
+    # Less canary: the share moves first, then the slots; more: the slots first. Either way a request only
+    # reaches a revision that is still running (a left one drains before it stops).
+    if percent == 0:
+        _write(_threshold_file(), threshold(0))
+    for (kind, slot), address in addresses.items():
+        _write(_addr_file(kind, slot), address)
+    _write(_threshold_file(), threshold(percent))
 
 
 def _unavailable() -> dict[str, Any]:
@@ -120,10 +178,16 @@ def _admin() -> httpx.Client:
 
 
 def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> None:
-    """Start the proxy with this routing, or change the running proxy's routing without dropping connections."""
-    cfg = config(model_name, split, tags)
+    """Route to this split: `split` is the revisions with their percentages; `tags` (during a canary) names the
+    `latest` (canary) and `prev` (stable) ones. Starts the proxy, or changes its routing without a reload."""
+    live = [u for u in split if u.weight > 0]
+    if live:
+        canary = tags.get("latest", live[0])
+        stable = tags.get("prev", live[-1])
+        write_routing(canary, stable, canary.weight if canary != stable else 0)
+    cfg = config(model_name, live=bool(live))
+    path = settings.state_dir() / "serving" / "caddy.json"
     if PROXY.pid() is None:
-        path = settings.state_dir() / "serving" / "caddy.json"
         admin_socket().parent.mkdir(parents=True, exist_ok=True)
         admin_socket().unlink(missing_ok=True)  # left by a killed proxy; Caddy will not bind over it
         write_private(path, json.dumps(cfg, indent=1))  # 0600 from the start, not chmod-ed after writing
@@ -131,10 +195,13 @@ def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> 
         PROXY.start([_caddy(), "run", "--config", str(path)], env={"XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home})
         PROXY.wait_ready(lambda: _admin().get("/config/").status_code == 200, timeout=30, what="the serving proxy")
         return
+    if path.exists() and json.loads(path.read_text()) == cfg:
+        return  # same shape: the files above were the whole change
     with _admin() as admin:
         answer = admin.post("/load", json=cfg)
     if answer.status_code != 200:
         raise PlatformError(f"the serving proxy refused its new config: {answer.text.strip()}", f"see {PROXY.log_file}")
+    write_private(path, json.dumps(cfg, indent=1))
 
 
 def stop() -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -73,28 +72,47 @@ def test_bad_canary_percent_is_refused(defaults):
         isvc.render("m", "1", "s3://b/m/v1", 101)
 
 
-def test_proxy_config_splits_by_percent_routes_tags_and_has_no_tcp_admin(tmp_path, monkeypatch):
+def test_proxy_config_has_two_file_slots_a_split_matcher_tags_and_no_tcp_admin(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
-    stable, canary = proxy.Upstream("m-00001", 30001, 30002, 90), proxy.Upstream("m-00002", 30003, 30004, 10)
-    cfg = proxy.config("m", [stable, canary], {"prev": stable, "latest": canary})
+    cfg = proxy.config("m")
     assert cfg["admin"]["listen"] == f"unix/{tmp_path}/run/caddy-admin.sock|0600"
     assert cfg["admin"]["config"]["persist"] is False and cfg["storage"]["root"].startswith(str(tmp_path))
     rest = cfg["apps"]["http"]["servers"]["rest"]
     assert rest["listen"] == [f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}"]
-    split = rest["routes"][-1]["handle"][0]
-    assert [u["dial"] for u in split["upstreams"]] == ["127.0.0.1:30001", "127.0.0.1:30003"]
-    assert split["load_balancing"]["selection_policy"]["weights"] == [9, 1]  # reduced by their gcd
-    hosts = {r["match"][0]["host"][0]: r["handle"][0]["upstreams"][0]["dial"] for r in rest["routes"][:-1]}
-    assert hosts == {"latest-m.localhost": "127.0.0.1:30003", "prev-m.localhost": "127.0.0.1:30001"}
+    routes = tmp_path / "serving" / "routes"
+    dials = [[u["dial"] for u in r["handle"][0]["upstreams"]] for r in rest["routes"]]
+    canary, stable = f"{{file.{routes}/rest-canary.addr}}", f"{{file.{routes}/rest-stable.addr}}"
+    assert dials == [[canary], [stable], [canary, stable], [stable, canary]]  # latest-, prev-, split, the rest
+    assert [r["match"][0]["host"][0] for r in rest["routes"][:2]] == ["latest-m.localhost", "prev-m.localhost"]
+    matcher = rest["routes"][2]["match"][0]["expression"]
+    assert f'ph(req, "file.{routes}/canary.threshold") != null &&' in matcher  # a missing file: all to stable
+    assert "{http.request.uuid} <" in matcher
+    assert rest["routes"][2]["handle"][0]["load_balancing"]["selection_policy"] == {"policy": "first"}
     grpc = cfg["apps"]["http"]["servers"]["grpc"]
     assert "h2c" in grpc["protocols"]
     assert grpc["routes"][-1]["handle"][0]["transport"]["versions"] == ["h2c"]
-    assert [u["dial"] for u in grpc["routes"][-1]["handle"][0]["upstreams"]] == ["127.0.0.1:30002", "127.0.0.1:30004"]
-    # A revision at 0% is not an upstream at all; nothing at all answers 503 with an error body.
-    only = proxy.config("m", [replace(stable, weight=100), replace(canary, weight=0)], {})
-    assert len(only["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]["upstreams"]) == 1
-    empty = proxy.config("m", [], {})["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]
+    assert grpc["routes"][-1]["handle"][0]["upstreams"][0]["dial"] == f"{{file.{routes}/grpc-stable.addr}}"
+    # No revision at all answers 503 with an error body.
+    empty = proxy.config("m", live=False)["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]
     assert empty["status_code"] == 503 and "error" in empty["body"]
+
+
+def test_a_weight_change_is_files_the_proxy_reads_not_a_reload(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    stable, new = proxy.Upstream("m-00001", 30001, 30002, 90), proxy.Upstream("m-00002", 30003, 30004, 10)
+    proxy.write_routing(new, stable, 10)
+    routes = tmp_path / "serving" / "routes"
+    read = {p.name: p.read_text() for p in routes.iterdir()}
+    assert read == {"rest-canary.addr": "127.0.0.1:30003", "grpc-canary.addr": "127.0.0.1:30004",
+                    "rest-stable.addr": "127.0.0.1:30001", "grpc-stable.addr": "127.0.0.1:30002",
+                    "canary.threshold": "19999999"}  # fmt: skip
+    # p% of uniformly random UUIDs sort below the threshold; 0 and 100 are never / always.
+    import uuid
+
+    draws = [str(uuid.uuid4()) for _ in range(20000)]
+    for percent in (0, 10, 50, 90, 100):
+        share = sum(d < proxy.threshold(percent) for d in draws) / len(draws)
+        assert abs(share - percent / 100) < 0.02, (percent, share)
 
 
 def test_histogram_quantile_interpolates_like_prometheus():
