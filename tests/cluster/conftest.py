@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 SPECS = ROOT.parent / "shared" / "specs"
 CRD_DIR = SPECS / "crds"
 OVERLAYS = ("dev", "production")
+CLOUDS = ("ionos", "aws")
+# A leaf = one deployable build: manifests/overlays/<overlay>-<cloud>.
+LEAVES = tuple(f"{overlay}-{cloud}" for overlay in OVERLAYS for cloud in CLOUDS)
 NAMESPACE = "ml-platform"
 # The Kubernetes version built-in kinds are validated against (matches the clusters' default versions).
 K8S_VERSION = "1.34.0"
@@ -88,19 +92,69 @@ def aws_initialized(terraform_bin, terraform_env, terraform_copy) -> dict[str, P
     return dirs
 
 
-def _build(overlay: str) -> list[dict]:
+def _kubectl() -> str:
     kubectl = tool("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not found (./setup-env installs it into .venv)")
-    res = run([kubectl, "kustomize", str(ROOT / "manifests" / "overlays" / overlay)])
-    assert res.returncode == 0, f"kubectl kustomize {overlay} failed:\n{res.stderr}"
+    return kubectl
+
+
+def _build(leaf: str) -> list[dict]:
+    res = run([_kubectl(), "kustomize", str(ROOT / "manifests" / "overlays" / leaf)])
+    assert res.returncode == 0, f"kubectl kustomize {leaf} failed:\n{res.stderr}"
+    return [d for d in yaml.safe_load_all(res.stdout) if d]
+
+
+def deploy_print(leaf: str, **env) -> list[dict]:
+    """What `task cluster:deploy` applies for a leaf: the leaf plus the serving files, wired alike."""
+    overlay, cloud = leaf.split("-")
+    env = dict(os.environ, KUBECTL=_kubectl(), **env)
+    res = run(["bash", str(ROOT / "manifests" / "deploy.sh"), overlay, cloud, "--print"], env=env, timeout=120)
+    assert res.returncode == 0, f"deploy.sh {leaf} --print failed:\n{res.stderr}"
     return [d for d in yaml.safe_load_all(res.stdout) if d]
 
 
 @pytest.fixture(scope="session")
 def builds() -> dict[str, list[dict]]:
-    """Every overlay built once: {overlay: [objects]}."""
-    return {overlay: _build(overlay) for overlay in OVERLAYS}
+    """Every leaf built once with kubectl kustomize: {"dev-ionos": [objects], ...}."""
+    return {leaf: _build(leaf) for leaf in LEAVES}
+
+
+@pytest.fixture(scope="session")
+def deployed() -> dict[str, list[dict]]:
+    """Every leaf as cluster:deploy applies it (kustomize build + manifests/serving/, through manifests/deploy.sh)."""
+    return {leaf: deploy_print(leaf) for leaf in LEAVES}
+
+
+def settings_of(objects: list[dict]) -> dict[str, str]:
+    """The data of a build's platform-settings ConfigMap: the one source of its values."""
+    return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "platform-settings")["data"]
+
+
+def parse_env(text: str, name: str = "versions.env") -> dict[str, str]:
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([A-Z][A-Z0-9_]*)=([^\s'\"$`]+)", line)
+        assert m, f"{name}:{n}: not a plain KEY=value line: {line!r}"
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def versions() -> dict[str, str]:
+    return parse_env((ROOT / "manifests" / "versions.env").read_text())
+
+
+@pytest.fixture(scope="session")
+def install_dry_run() -> list[str]:
+    """The commands `install.sh --dry-run` prints (KNATIVE_DOMAIN set, as it must be)."""
+    env = dict(os.environ, KNATIVE_DOMAIN="ml.example.com")
+    res = run(["bash", str(ROOT / "manifests" / "install.sh"), "--dry-run"], cwd=ROOT, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [line[2:] for line in res.stdout.splitlines() if line.startswith("+ ")]
 
 
 @pytest.fixture(scope="session")

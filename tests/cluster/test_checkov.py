@@ -12,8 +12,10 @@ import yaml
 
 from .conftest import CHECKOV_VERSION, ROOT, VENV_BIN, run, tool
 
-# terraform/ as HCL, manifests/ through checkov's kustomize framework, and the fully rendered overlays as plain
-# Kubernetes objects (the kustomize framework only partly follows overlays).
+# terraform/ as HCL, the leaves (manifests/overlays/) through checkov's kustomize framework, and the fully rendered
+# leaves as plain Kubernetes objects (the kustomize framework only partly follows overlays). Not manifests/ as a
+# whole: base and components are never applied alone (their placeholders are filled by components/wiring), and
+# checkov would build each on its own.
 FRAMEWORKS = {"terraform": "terraform", "manifests": "kustomize", "rendered overlays": "kubernetes"}
 
 
@@ -22,10 +24,16 @@ def checkov_reports(builds, tmp_path_factory) -> dict[str, list[dict]]:
     uv = tool("uv")
     rendered = tmp_path_factory.mktemp("rendered")
     for overlay, objects in builds.items():
-        (rendered / f"{overlay}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
-    targets = {"terraform": ROOT / "terraform", "manifests": ROOT / "manifests", "rendered overlays": rendered}
+        (rendered / f"{overlay.replace('/', '-')}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    targets = {
+        "terraform": ROOT / "terraform",
+        "manifests": ROOT / "manifests" / "overlays",
+        "rendered overlays": rendered,
+    }
     reports = {}
-    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}")  # kustomize builds through the venv's kubectl
+    # kustomize builds through the venv's kubectl; sequentially: checkov's forked kustomize renders share a
+    # multiprocessing dict and crash now and then with BrokenPipeError (seen with four leaves)
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", CHECKOV_PARALLELIZATION_TYPE="none")
     for directory, framework in FRAMEWORKS.items():
         res = run([uv, "tool", "run", "--from", f"checkov=={CHECKOV_VERSION}", "checkov", "--skip-download",
                    "-o", "json", "-d", str(targets[directory]), "--framework", framework],

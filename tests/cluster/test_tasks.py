@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
 from .conftest import ROOT, run, tool
 
@@ -25,7 +26,7 @@ def _env(**extra):
 
 def test_cluster_targets_exist(task_targets):
     wanted = {"cluster:plan", "cluster:apply", "cluster:kubeconfig", "cluster:install", "cluster:deploy",
-              "cluster:destroy", "checkov", "bandit", "audit"}  # fmt: skip
+              "cluster:canary", "cluster:destroy", "checkov", "bandit", "audit"}  # fmt: skip
     assert wanted <= task_targets
 
 
@@ -90,23 +91,31 @@ def test_targets_print_what_they_touch(task):
     res = run([task, "--dry", "cluster:install"], cwd=ROOT, env=_env(), timeout=60)
     assert res.returncode == 0, res.stderr
     assert "cluster:install -> current kubectl context" in res.stdout + res.stderr
-    res = run([task, "--dry", "cluster:deploy", "OVERLAY=production"], cwd=ROOT, env=_env(), timeout=60)
+    res = run([task, "--dry", "cluster:deploy", "OVERLAY=production", "CLOUD=aws"], cwd=ROOT, env=_env(), timeout=60)
     assert res.returncode == 0, res.stderr
-    assert "overlay production" in res.stdout + res.stderr
+    assert "overlay production, cloud aws" in res.stdout + res.stderr
 
 
 @pytest.fixture
 def fake_kubectl(tmp_path):
-    """A kubectl stand-in: `kustomize` runs the real kubectl, every other call is only recorded (no cluster here).
-    FAKE_CREATE_ERROR makes `create` fail with that message."""
+    """A kubectl stand-in: `kustomize` runs the real kubectl, every other call is only recorded (no cluster here),
+    with a copy of each file passed by -f (calls/<n>.yaml). FAKE_CREATE_OUTPUT makes `create` print that and fail;
+    FAKE_GET_RC makes `get` fail; `get` prints FAKE_GET (a job's succeeded/failed, default 1/)."""
     real = tool("kubectl")
     log = tmp_path / "kubectl.log"
+    calls = tmp_path / "calls"
+    calls.mkdir()
     stub = tmp_path / "kubectl"
     stub.write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = kustomize ]; then exec "{real}" "$@"; fi\n'
         f'echo "$*" >> "{log}"\n'
-        'if [ "$1" = create ] && [ -n "${FAKE_CREATE_ERROR:-}" ]; then echo "$FAKE_CREATE_ERROR" >&2; exit 1; fi\n'
+        f'n=$(wc -l < "{log}"); prev=""\n'
+        f'for a in "$@"; do [ "$prev" = -f ] && cp "$a" "{calls}/$n.yaml"; prev="$a"; done\n'
+        'case " $* " in\n'
+        '  *" create -f "*) if [ -n "${FAKE_CREATE_OUTPUT:-}" ]; then echo "$FAKE_CREATE_OUTPUT"; exit 1; fi ;;\n'
+        '  *" get "*) [ -z "${FAKE_GET_RC:-}" ] || exit "$FAKE_GET_RC"; echo "${FAKE_GET:-1/}" ;;\n'
+        "esac\n"
     )
     stub.chmod(0o755)
     return stub, log
@@ -116,35 +125,148 @@ def _deploy(task, stub, *args, **env):
     return run([task, "cluster:deploy", f"KUBECTL={stub}", *args], cwd=ROOT, env=_env(**env), timeout=120)
 
 
-def test_deploy_applies_the_build_and_never_overwrites_secrets(task, fake_kubectl, tmp_path):
-    stub, log = fake_kubectl
-    isvc = tmp_path / "isvc.yaml"
-    isvc.write_text("kind: InferenceService\n")
-    (tmp_path / "servingruntime.yaml").write_text("kind: ServingRuntime\n")
-    res = _deploy(task, stub, "OVERLAY=dev", f"ISVC_FILE={isvc}", PLATFORM_ROLE_ARN="arn:aws:iam::1:role/x")
-    assert res.returncode == 0, res.stderr
-    calls = log.read_text().splitlines()
-    assert calls[0].startswith("apply -f ") and calls[0].endswith("-l platform/example-secret!=true")
-    assert calls[1].startswith("create -f ") and "-l platform/example-secret=true --save-config" in calls[1]
-    assert calls[2].startswith("-n ml-platform annotate --overwrite serviceaccount mlflow ray-tune kserve-s3")
-    assert calls[3] == f"-n ml-platform apply -f {tmp_path / 'servingruntime.yaml'}"  # the runtime it names, first
-    assert calls[4] == f"-n ml-platform apply -f {isvc}"
+def _applied(log, n: int, selector: str) -> set[tuple[str, str]]:
+    """(kind, name) of the objects call n (1-based) passed, filtered by its -l selector like kubectl does."""
+    objects = [o for o in yaml.safe_load_all((log.parent / "calls" / f"{n}.yaml").read_text()) if o]
+    wanted = []
+    for term in selector.split(","):
+        key, value = term.replace("!=", "=").split("=")
+        wanted.append((key, value, "!=" in term))
+    return {(o["kind"], o["metadata"]["name"]) for o in objects
+            if all((o["metadata"].get("labels", {}).get(k) == v) != negate for k, v, negate in wanted)}  # fmt: skip
 
 
-def test_deploy_production_has_no_example_secrets_and_reports_missing_isvc(task, fake_kubectl, tmp_path):
+def test_deploy_applies_the_build_and_creates_what_must_not_be_overwritten(task, fake_kubectl):
     stub, log = fake_kubectl
-    res = _deploy(task, stub, "OVERLAY=production", f"ISVC_FILE={tmp_path / 'absent.yaml'}")
+    res = _deploy(task, stub, "OVERLAY=dev", "CLOUD=ionos")
     assert res.returncode == 0, res.stderr
     calls = log.read_text().splitlines()
-    assert len(calls) == 1 and calls[0].startswith("apply -f ")
+    assert calls[0].startswith("apply -f ") and calls[0].endswith(
+        "-l platform/example-secret!=true,platform/create-only!=true"
+    )
+    assert calls[1].startswith("create -f ") and calls[1].endswith("-l platform/example-secret=true --save-config")
+    assert calls[2] == "-n ml-platform get secret s3-credentials"
+    assert (
+        calls[3]
+        == "-n ml-platform label --overwrite secret s3-credentials secrets.stackable.tech/class=platform-s3-credentials"
+    )
+    assert calls[4] == (
+        "-n ml-platform annotate --overwrite secret s3-credentials serving.kserve.io/s3-endpoint="
+        "s3.eu-central-3.ionoscloud.com serving.kserve.io/s3-usehttps=1 serving.kserve.io/s3-region=eu-central-3"
+    )
+    assert calls[5].startswith("create -f ") and calls[5].endswith("-l platform/create-only=true --save-config")
+    assert len(calls) == 6
+    applied = _applied(log, 1, "platform/example-secret!=true,platform/create-only!=true")
+    assert {("ServingRuntime", "platform-xgboost"), ("Deployment", "mlflow"), ("CronJob", "platform-deploy")} <= applied
+    assert not {k for k, _ in applied} & {"RayJob", "SparkApplication", "InferenceService", "Secret"}
+    assert _applied(log, 2, "platform/example-secret=true") == {
+        ("Secret", n) for n in ("s3-credentials", "mlflow-db", "mlflow-auth")
+    }
+    # a re-deploy must not re-suspend a running search, restart the ETL or reset a canary: created, never applied
+    run_once = {("RayJob", "tune"), ("SparkApplication", "platform-etl-iris"), ("InferenceService", "iris-xgboost")}
+    assert _applied(log, 6, "platform/create-only=true") == run_once
+
+
+def test_deploy_on_aws_touches_no_key_secret(task, fake_kubectl, tmp_path):
+    stub, log = fake_kubectl
+    res = _deploy(task, stub, "OVERLAY=production", "CLOUD=aws", f"ISVC_FILE={tmp_path / 'absent.yaml'}")
+    assert res.returncode == 0, res.stderr
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2 and calls[0].startswith("apply -f ") and calls[1].startswith("create -f ")
     assert "no InferenceService at" in res.stdout
+    assert _applied(log, 2, "platform/create-only=true") == {
+        ("RayJob", "tune"),
+        ("SparkApplication", "platform-etl-iris"),
+    }
 
 
-def test_deploy_tolerates_existing_secrets_but_not_other_errors(task, fake_kubectl, tmp_path):
+def test_deploy_on_ionos_needs_your_key_secret_first(task, fake_kubectl):
+    stub, log = fake_kubectl
+    res = _deploy(task, stub, "OVERLAY=production", "CLOUD=ionos", FAKE_GET_RC="1")
+    assert res.returncode != 0
+    assert "no Secret s3-credentials in ml-platform: create it first" in res.stderr
+    assert not [c for c in log.read_text().splitlines() if "create-only=true" in c], "nothing run-once was created"
+
+
+def test_deploy_tolerates_existing_objects_but_not_other_errors(task, fake_kubectl):
     stub, _ = fake_kubectl
-    absent = f"ISVC_FILE={tmp_path / 'absent.yaml'}"
-    exists = 'Error from server (AlreadyExists): secrets "mlflow-db" already exists'
-    assert _deploy(task, stub, "OVERLAY=dev", absent, FAKE_CREATE_ERROR=exists).returncode == 0
-    res = _deploy(task, stub, "OVERLAY=dev", absent, FAKE_CREATE_ERROR="error: You must be logged in to the server")
+    exists = ('secret/mlflow-auth created\nError from server (AlreadyExists): secrets "mlflow-db" already exists\n'
+              'Error from server (AlreadyExists): rayjobs.ray.io "tune" already exists')  # fmt: skip
+    assert _deploy(task, stub, "OVERLAY=dev", "CLOUD=aws", FAKE_CREATE_OUTPUT=exists).returncode == 0
+    res = _deploy(
+        task, stub, "OVERLAY=dev", "CLOUD=aws", FAKE_CREATE_OUTPUT="error: You must be logged in to the server"
+    )
     assert res.returncode != 0
     assert "logged in" in res.stderr
+
+
+def test_deploy_rejects_an_unknown_cloud(task, fake_kubectl):
+    stub, log = fake_kubectl
+    res = _deploy(task, stub, "OVERLAY=dev", "CLOUD=gcp")
+    assert res.returncode != 0 and "CLOUD" in res.stderr
+    assert not log.exists()
+
+
+def test_canary_runs_the_in_cluster_job_and_reports_its_outcome(task, fake_kubectl):
+    stub, log = fake_kubectl
+    res = run([task, "cluster:canary", f"KUBECTL={stub}"], cwd=ROOT, env=_env(GITHUB_RUN_ID="42"), timeout=60)
+    assert res.returncode == 0, res.stderr
+    calls = log.read_text().splitlines()
+    job = calls[0].split()[-1]
+    assert calls[0] == f"-n ml-platform create job --from=cronjob/platform-deploy {job}" and job.startswith(
+        "platform-deploy-42-"
+    )
+    assert calls[1].startswith(f"-n ml-platform get job {job} -o jsonpath=")
+    assert calls[-1] == f"-n ml-platform logs job/{job}"
+    assert "succeeded" in res.stdout
+    res = run([task, "cluster:canary", f"KUBECTL={stub}"], cwd=ROOT, env=_env(FAKE_GET="/1"), timeout=60)
+    assert res.returncode != 0 and "failed" in res.stderr
+
+
+@pytest.fixture
+def fake_cloud_clis(tmp_path):
+    """terraform answering the example's outputs, aws recording its arguments and writing the kubeconfig."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "aws.log"
+    (bin_dir / "terraform").write_text(
+        '#!/bin/sh\ncase "$*" in *cluster_name*) echo mlp-test ;; *"-raw region"*) echo eu-central-1 ;; esac\n'
+    )
+    (bin_dir / "aws").write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\nprev=""\n'
+        'for a in "$@"; do [ "$prev" = --kubeconfig ] && echo "apiVersion: v1" > "$a"; prev="$a"; done\n'
+    )
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    return bin_dir, log
+
+
+def test_aws_kubeconfig_names_the_clusters_region(task, fake_cloud_clis, tmp_path):
+    """Without --region the AWS CLI looks for the cluster in the profile's default region."""
+    bin_dir, log = fake_cloud_clis
+    out = tmp_path / "kubeconfig"
+    env = _env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+    res = run([task, "cluster:kubeconfig", "CLOUD=aws", f"KUBECONFIG_OUT={out}"], cwd=ROOT, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text().split() == ["eks", "update-kubeconfig", "--region", "eu-central-1", "--name", "mlp-test",
+                                       "--kubeconfig", f"{out}.tmp"]  # fmt: skip
+    assert out.exists() and oct(out.stat().st_mode)[-3:] == "600"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [({}, "IONOS_TOKEN is not set"), ({"IONOS_TOKEN": "t"}, "IONOS_S3_ACCESS_KEY / IONOS_S3_SECRET_KEY are not set"),
+     ({"IONOS_USERNAME": "u", "IONOS_PASSWORD": "p", "IONOS_S3_ACCESS_KEY": "a"}, "IONOS_S3_SECRET_KEY are not set")],
+)  # fmt: skip
+def test_ionos_plan_needs_the_object_storage_key_too(task, fake_terraform, extra, needle):
+    """The ionoscloud provider creates the bucket only with an S3 key in IONOS_S3_ACCESS_KEY/SECRET_KEY."""
+    bin_dir, log = fake_terraform
+    env = _env(PATH=f"{bin_dir}:{os.environ['PATH']}", **extra)
+    res = run([task, "cluster:plan", "CLOUD=ionos"], cwd=ROOT, env=env, timeout=60)
+    assert res.returncode != 0
+    assert needle in res.stderr
+    assert not log.exists(), "terraform ran without the provider's credentials"
+    env.update(IONOS_TOKEN="t", IONOS_S3_ACCESS_KEY="a", IONOS_S3_SECRET_KEY="s")
+    res = run([task, "cluster:plan", "CLOUD=ionos"], cwd=ROOT, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text().splitlines() == ["init -input=false", "plan -input=false -out=tfplan"]

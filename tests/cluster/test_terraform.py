@@ -37,8 +37,20 @@ def test_aws_terraform_test_on_mock_provider(aws_initialized, terraform_bin, ter
     assert int(summary.group(1)) == runs, out
 
 
-def test_aws_bucket_change_is_caught(aws_initialized, terraform_bin, terraform_env, tmp_path):
-    """The plan tests bite: a public bucket makes the bucket run of `terraform test` fail."""
+@pytest.mark.parametrize(
+    ("file", "old", "new", "run_name", "message"),
+    [
+        ("s3.tf", "block_public_acls       = true", "block_public_acls       = false",
+         "bucket_is_private_encrypted_versioned", "every public-access block flag must be true"),
+        ("addons.tf", 'enableNetworkPolicy = "true"', 'enableNetworkPolicy = "false"',
+         "addons_pinned_network_policy_on_ebs_csi_with_irsa", "the VPC CNI must enforce NetworkPolicies"),
+    ],
+    ids=["public-bucket", "cni-without-network-policy"],
+)  # fmt: skip
+def test_aws_plan_tests_bite(
+    aws_initialized, terraform_bin, terraform_env, tmp_path, file, old, new, run_name, message
+):
+    """The plan tests bite: a mutated module copy makes the matching run of `terraform test` fail."""
     src = aws_initialized["module"]
     work = tmp_path / "aws"
     (work / "tests").mkdir(parents=True)
@@ -46,15 +58,16 @@ def test_aws_bucket_change_is_caught(aws_initialized, terraform_bin, terraform_e
         (work / tf.name).write_text(tf.read_text())
     (work / ".terraform").symlink_to(src / ".terraform")
     (work / ".terraform.lock.hcl").write_text((src / ".terraform.lock.hcl").read_text())
-    s3 = work / "s3.tf"
-    s3.write_text(s3.read_text().replace("block_public_acls       = true", "block_public_acls       = false"))
-    # only the mock provider, the variables and the bucket run: one plan instead of the whole file
+    target = work / file
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new))
+    # only the mock provider, the variables and the one run: one plan instead of the whole file
     original = (src / "tests" / "plan.tftest.hcl").read_text()
-    bucket_run = re.search(r'run "bucket_is_private_encrypted_versioned" \{.*?\n\}\n', original, re.S).group(0)
-    (work / "tests" / "bite.tftest.hcl").write_text(original[: original.index('run "')] + bucket_run)
+    one_run = re.search(rf'run "{run_name}" \{{.*?\n\}}\n', original, re.S).group(0)
+    (work / "tests" / "bite.tftest.hcl").write_text(original[: original.index('run "')] + one_run)
     res = run([terraform_bin, "test", "-no-color"], cwd=work, env=terraform_env)
     assert res.returncode != 0, res.stdout
-    assert "every public-access block flag must be true" in res.stdout + res.stderr
+    assert message in res.stdout + res.stderr
 
 
 # --- IONOS: no provider on this machine, so the HCL itself is asserted --------------------------------------------
@@ -122,6 +135,7 @@ def test_ionos_required_resources_and_attributes(ionos):
         ("ionoscloud_s3_bucket_versioning", "this"): {"bucket", "versioning_configuration"},
         ("ionoscloud_s3_bucket_server_side_encryption_configuration", "this"): {"bucket", "rule"},
         ("ionoscloud_s3_key", "platform"): {"user_id"},
+        ("ionoscloud_s3_bucket_policy", "this"): {"bucket", "policy"},
     }
     for key, attrs in required.items():
         assert key in res, f"missing resource {key}"
@@ -208,6 +222,49 @@ def test_ionos_example_passes_every_required_module_variable():
     assert set(call) - {"source"} <= set(module_vars), "example passes inputs the module does not declare"
     providers = example["terraform"][0]["required_providers"][0]
     assert providers["ionoscloud"]["source"] == "ionos-cloud/ionoscloud"
+
+
+def test_ionos_provider_takes_its_object_storage_key_from_the_environment():
+    """The ionoscloud_s3_* resources need an S3 key on the provider (IONOS_S3_ACCESS_KEY / IONOS_S3_SECRET_KEY) besides
+    the API token; it cannot be the key the module creates (that one exists only after the apply). Once only
+    IONOS_TOKEN was documented and `terraform apply` failed on the bucket."""
+    example_dir = ROOT / "terraform" / "examples" / "ionos"
+    example = _merged(example_dir)
+    provider = example["provider"][0]["ionoscloud"]
+    assert provider == {"s3_region": "${var.s3_region}"}, (
+        "credentials never in a file: the provider reads them from env"
+    )
+    call = example["module"][0]["platform"]
+    assert call["s3_region"] == "${var.s3_region}", "provider and bucket in the same region"
+    main = (example_dir / "main.tf").read_text()
+    readme = (ROOT / "README.md").read_text()
+    taskfile = (ROOT / "Taskfile.yml").read_text()
+    for var in ("IONOS_TOKEN", "IONOS_S3_ACCESS_KEY", "IONOS_S3_SECRET_KEY"):
+        assert var in main and var in readme and var in taskfile, f"{var} must be documented and checked"
+    module_main = (IONOS / "main.tf").read_text()
+    assert "IONOS_S3_ACCESS_KEY" in module_main and "ionoscloud_s3_key.platform" in module_main
+
+
+def test_ionos_bucket_policy_lets_the_platform_user_in():
+    """A contract-owned bucket is closed to non-administrators: without a policy the platform's key could not read
+    or write the bucket it was made for."""
+    policy = _resources(_merged(IONOS))[("ionoscloud_s3_bucket_policy", "this")]["policy"]
+    for needle in ("${var.contract_number}:${var.s3_user_id}", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
+                   "${ionoscloud_s3_bucket.this.name}/*"):  # fmt: skip
+        assert needle in policy, f"bucket policy lacks {needle}"
+    assert "s3:*" not in policy
+
+
+def test_aws_addons_are_pinned_and_configured():
+    """EKS's VPC CNI ignores NetworkPolicies unless told to enforce them, and no PVC binds without the EBS CSI driver
+    (the `terraform test` runs check the planned values; this checks the pins are variables with a validation)."""
+    res = _resources(_merged(AWS))
+    addons = {body["addon_name"]: body for (rtype, _), body in res.items() if rtype == "aws_eks_addon"}
+    assert set(addons) == {"vpc-cni", "aws-ebs-csi-driver"}
+    assert addons["vpc-cni"]["addon_version"] == "${var.vpc_cni_addon_version}"
+    assert addons["aws-ebs-csi-driver"]["addon_version"] == "${var.ebs_csi_addon_version}"
+    assert "enableNetworkPolicy" in addons["vpc-cni"]["configuration_values"]
+    assert addons["aws-ebs-csi-driver"]["service_account_role_arn"] == "${aws_iam_role.ebs_csi.arn}"
 
 
 def test_cluster_versions_agree_with_the_validation_version():

@@ -114,3 +114,18 @@ def test_devbox_scripts_match_the_readme():
     readme = (ROOT / "README.md").read_text()
     for script in devbox["shell"]["scripts"]:
         assert f"devbox run {script}" in readme, f"README does not show `devbox run {script}`"
+
+
+def test_deploy_runs_inside_the_cluster():
+    """A hosted runner reaches neither the allow-listed API nor ClusterIP-only MLflow and Prometheus: the workflow
+    only starts the bundle's in-cluster job (cluster:canary) and needs nothing but a kubeconfig and a runner inside
+    the allow-list; the job gets every other credential from the cluster."""
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    job = doc["jobs"]["canary"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert _called_targets(runs)[-1] == "cluster:canary"
+    secrets = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(doc)))
+    assert secrets == {"KUBECONFIG_B64"}, f"the in-cluster job reads the cluster's Secrets, not {secrets}"
+    assert "vars.PLATFORM_DEPLOY_RUNNER" in job["runs-on"], "the runner must be choosable (self-hosted, allow-listed)"
+    for forbidden in ("canary:start", "canary:auto", "export"):
+        assert forbidden not in _called_targets(runs), f"{forbidden} would run on the runner, outside the cluster"

@@ -29,15 +29,26 @@ def test_committed_manifests_equal_the_rendered_ones(defaults):
     assert sorted(p.name for p in k8s.OUT_DIR.iterdir()) == sorted(k8s.rendered())
 
 
-def test_job_is_the_local_job_on_s3a_with_credentials_only_through_the_secret_class(defaults):
+def test_job_is_the_local_job_on_s3a_with_credentials_only_through_the_cloud_component(defaults):
+    """The job's arguments are the local job's, with the lake's and raw file's bucket left to the overlay (the
+    wiring component fills PLATFORM_BUCKET); no credential of any kind is rendered here."""
     app = k8s.spark_application()["spec"]
-    assert app["args"] == job_args("iris", settings.K8S_RAW_PATH.get(), settings.K8S_LAKE.get())
+    raw, lake = settings.K8S_RAW_PATH.get(), settings.K8S_LAKE.get()
+    assert app["args"] == job_args("iris", k8s.in_bucket(raw), k8s.in_bucket(lake))
+    assert k8s.in_bucket("s3a://mlops/raw/iris.data") == "s3a://PLATFORM_BUCKET/raw/iris.data"
     assert app["mainApplicationFile"].endswith("/data_platform/etl.py")
-    assert all(a.startswith("s3a://") for a in app["args"][3::2])
-    assert ":" in app["sparkImage"]["custom"] and not app["sparkImage"]["custom"].endswith(":latest")
+    assert all(a.startswith("s3a://PLATFORM_BUCKET/") for a in app["args"][3::2])
+    assert app["sparkImage"]["custom"] == "PLATFORM_SPARK_IMAGE", "the image comes from the overlay's settings"
+    assert app["sparkImage"]["productVersion"] == k8s.product_version()
     text = "\n".join(k8s.rendered().values()).lower()
     assert "access.key" not in text and "secret.key" not in text and "aws_secret" not in text
-    assert k8s.s3_connection()["spec"]["credentials"] == {"secretClass": settings.K8S_S3_SECRET_CLASS.get()}
+    assert "credentials" not in k8s.s3_connection()["spec"], "the cloud component adds S3 access (IRSA or SecretClass)"
+
+
+def test_product_version_is_the_pinned_one():
+    pinned = [line.split("=", 1)[1] for line in k8s.VERSIONS.read_text().splitlines()
+              if line.startswith("STACKABLE_SPARK_VERSION=")]  # fmt: skip
+    assert [k8s.product_version()] == pinned
 
 
 def _schema(crd_file: str, kind: str) -> dict:

@@ -9,16 +9,21 @@ output "kubeconfig_command" {
 }
 
 output "bucket_name" {
-  description = "PLATFORM_BUCKET."
+  description = "PLATFORM_BUCKET of the overlay's platform.env."
   value       = module.platform.bucket_name
 }
 
 output "s3_endpoint" {
-  description = "PLATFORM_S3_ENDPOINT."
+  description = "PLATFORM_S3_ENDPOINT of the overlay's platform.env."
   value       = module.platform.s3_endpoint
 }
 
 output "platform_role_arn" {
-  description = "Annotate the platform service accounts with eks.amazonaws.com/role-arn=<this>."
+  description = "PLATFORM_ROLE_ARN of the overlay's platform.env (components/aws puts it on every platform service account)."
   value       = module.platform.platform_role_arn
+}
+
+output "region" {
+  description = "AWS_DEFAULT_REGION of the overlay's platform.env; `task cluster:kubeconfig` passes it to the AWS CLI."
+  value       = module.platform.s3_region
 }

@@ -9,12 +9,12 @@ output "kubeconfig_command" {
 }
 
 output "bucket_name" {
-  description = "PLATFORM_BUCKET."
+  description = "PLATFORM_BUCKET of the overlay's platform.env."
   value       = module.platform.bucket_name
 }
 
 output "s3_endpoint" {
-  description = "PLATFORM_S3_ENDPOINT."
+  description = "PLATFORM_S3_ENDPOINT of the overlay's platform.env."
   value       = module.platform.s3_endpoint
 }
 
@@ -27,4 +27,9 @@ output "s3_secret_access_key" {
   description = "Platform S3 secret (sensitive)."
   value       = module.platform.s3_secret_access_key
   sensitive   = true
+}
+
+output "s3_region" {
+  description = "AWS_DEFAULT_REGION of the overlay's platform.env."
+  value       = module.platform.s3_region
 }

@@ -48,3 +48,14 @@ variable "node_max_count" {
   type        = number
   default     = 5
 }
+
+variable "s3_region" {
+  description = "IONOS Object Storage region of the bucket (provider and module)."
+  type        = string
+  default     = "eu-central-3"
+}
+
+variable "contract_number" {
+  description = "IONOS contract number (bucket policy principal of the platform user)."
+  type        = string
+}

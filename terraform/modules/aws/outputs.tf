@@ -42,3 +42,8 @@ output "vpc_id" {
   description = "VPC the cluster runs in."
   value       = local.vpc_id
 }
+
+output "addon_versions" {
+  description = "The pinned EKS add-ons (name -> version)."
+  value       = { (aws_eks_addon.vpc_cni.addon_name) = aws_eks_addon.vpc_cni.addon_version, (aws_eks_addon.ebs_csi.addon_name) = aws_eks_addon.ebs_csi.addon_version }
+}

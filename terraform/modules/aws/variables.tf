@@ -203,13 +203,37 @@ variable "platform_namespace" {
 }
 
 variable "platform_service_accounts" {
-  description = "Service accounts in platform_namespace that may assume the S3 role (IRSA)."
+  description = "Service accounts in platform_namespace that may assume the S3 role (IRSA): exactly those manifests/components/aws annotates."
   type        = list(string)
-  default     = ["mlflow", "ray-tune", "spark", "kserve-s3"]
+  default     = ["mlflow", "ray-tune", "spark", "kserve-s3", "platform-deploy"]
 
   validation {
     condition     = length(var.platform_service_accounts) > 0 && alltrue([for s in var.platform_service_accounts : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", s))])
     error_message = "platform_service_accounts must be a non-empty list of DNS-1123 names."
+  }
+}
+
+# --- add-ons (check what a Kubernetes version offers: aws eks describe-addon-versions --kubernetes-version 1.34
+#     --addon-name vpc-cni) ---------------------------------------------------------------------------------------
+variable "vpc_cni_addon_version" {
+  description = "Pinned version of the vpc-cni add-on (NetworkPolicy enforcement needs >= v1.14)."
+  type        = string
+  default     = "v1.20.4-eksbuild.1"
+
+  validation {
+    condition     = can(regex("^v1\\.([2-9][0-9]|1[4-9])\\.[0-9]+-eksbuild\\.[0-9]+$", var.vpc_cni_addon_version))
+    error_message = "vpc_cni_addon_version must be an exact add-on version >= v1.14, e.g. v1.20.4-eksbuild.1."
+  }
+}
+
+variable "ebs_csi_addon_version" {
+  description = "Pinned version of the aws-ebs-csi-driver add-on."
+  type        = string
+  default     = "v1.51.1-eksbuild.1"
+
+  validation {
+    condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+-eksbuild\\.[0-9]+$", var.ebs_csi_addon_version))
+    error_message = "ebs_csi_addon_version must be an exact add-on version, e.g. v1.51.1-eksbuild.1."
   }
 }
 

@@ -1,6 +1,11 @@
 # IONOS Managed Kubernetes + node pool in its own datacenter, a private encrypted bucket and an S3 key for the platform.
 # The ionoscloud provider is not on this machine's mirror: the module is checked offline by `terraform fmt`,
 # an HCL parse with assertions (tests/cluster/test_terraform.py) and checkov.
+#
+# Provider credentials (the root's provider block, from the environment only): IONOS_TOKEN for the Cloud API, and
+# IONOS_S3_ACCESS_KEY / IONOS_S3_SECRET_KEY for the ionoscloud_s3_* resources below. That S3 key must exist before
+# the apply (create it once in the DCD for the user running terraform): the key this module creates
+# (ionoscloud_s3_key.platform) appears only during the apply and belongs to the platform's own user.
 
 resource "ionoscloud_datacenter" "this" {
   name                = var.name
@@ -80,6 +85,22 @@ resource "ionoscloud_s3_bucket_server_side_encryption_configuration" "this" {
       sse_algorithm = "AES256"
     }
   }
+}
+
+# The bucket is contract-owned; the platform's technical user (not an administrator) gets read/write on it only.
+resource "ionoscloud_s3_bucket_policy" "this" {
+  bucket = ionoscloud_s3_bucket.this.name
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "PlatformUserReadWrite"
+      Effect    = "Allow"
+      Principal = ["arn:aws:iam:::user/${var.contract_number}:${var.s3_user_id}"]
+      Action    = ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+      Resource  = ["arn:aws:s3:::${ionoscloud_s3_bucket.this.name}", "arn:aws:s3:::${ionoscloud_s3_bucket.this.name}/*"]
+    }]
+  })
+  depends_on = [ionoscloud_s3_bucket_public_access_block.this]
 }
 
 # The platform's S3 credentials. The secret lands in the (remote, encrypted) state and in the sensitive output

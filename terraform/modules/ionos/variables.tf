@@ -198,3 +198,13 @@ variable "s3_user_id" {
     error_message = "s3_user_id must be a user UUID."
   }
 }
+
+variable "contract_number" {
+  description = "IONOS contract number: the bucket policy names the platform user as arn:aws:iam:::user/<contract>:<user UUID>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{5,12}$", var.contract_number))
+    error_message = "contract_number must be the numeric IONOS contract number."
+  }
+}

@@ -173,7 +173,7 @@ run "irsa_trusts_only_the_platform_service_accounts" {
   }
   assert {
     condition = alltrue([
-      for sa in ["mlflow", "ray-tune", "spark", "kserve-s3"] :
+      for sa in ["mlflow", "ray-tune", "spark", "kserve-s3", "platform-deploy"] :
       strcontains(aws_iam_role.platform.assume_role_policy, "system:serviceaccount:ml-platform:${sa}")
     ])
     error_message = "the IRSA trust policy must name every platform service account"
@@ -187,6 +187,46 @@ run "irsa_trusts_only_the_platform_service_accounts" {
     condition     = strcontains(aws_s3_bucket_policy.this.policy, "aws:SecureTransport")
     error_message = "the bucket policy must deny non-TLS access"
   }
+}
+
+run "addons_pinned_network_policy_on_ebs_csi_with_irsa" {
+  # apply on the mock provider: the EBS CSI role ARN and its trust policy are computed values.
+  command = apply
+
+  assert {
+    condition     = aws_eks_addon.vpc_cni.addon_name == "vpc-cni" && aws_eks_addon.vpc_cni.addon_version == var.vpc_cni_addon_version
+    error_message = "the VPC CNI add-on must be pinned to var.vpc_cni_addon_version"
+  }
+  assert {
+    condition     = jsondecode(aws_eks_addon.vpc_cni.configuration_values).enableNetworkPolicy == "true"
+    error_message = "the VPC CNI must enforce NetworkPolicies (configuration_values enableNetworkPolicy)"
+  }
+  assert {
+    condition     = aws_eks_addon.ebs_csi.addon_name == "aws-ebs-csi-driver" && aws_eks_addon.ebs_csi.addon_version == var.ebs_csi_addon_version
+    error_message = "the EBS CSI add-on must be pinned to var.ebs_csi_addon_version"
+  }
+  assert {
+    condition     = aws_eks_addon.ebs_csi.service_account_role_arn == aws_iam_role.ebs_csi.arn
+    error_message = "the EBS CSI driver must run with its own IRSA role"
+  }
+  assert {
+    condition     = strcontains(aws_iam_role.ebs_csi.assume_role_policy, "system:serviceaccount:kube-system:ebs-csi-controller-sa")
+    error_message = "the EBS CSI role must trust only the driver's controller service account"
+  }
+  assert {
+    condition     = endswith(aws_iam_role_policy_attachment.ebs_csi.policy_arn, ":policy/service-role/AmazonEBSCSIDriverPolicy")
+    error_message = "the EBS CSI role needs AmazonEBSCSIDriverPolicy"
+  }
+}
+
+run "rejects_unpinned_addon_version" {
+  command = plan
+
+  variables {
+    vpc_cni_addon_version = "latest"
+  }
+
+  expect_failures = [var.vpc_cni_addon_version]
 }
 
 run "rejects_desired_above_max" {
