@@ -1,5 +1,5 @@
-"""Stage chains that more than one entry point runs (the Kubeflow pipeline's rollout task, `platform rollout`):
-written once here, on top of every layer, from the stages' public functions."""
+"""Stage chains, written once here on top of every layer from the stages' public functions: the Kubeflow
+pipeline's rollout task runs `roll_out` (locally through kfp.local, on a cluster in its pod)."""
 
 from __future__ import annotations
 

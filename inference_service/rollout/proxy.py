@@ -48,9 +48,6 @@ def tag_host(tag: str, model_name: str) -> str:
     return f"{tag}-{model_name}.localhost"
 
 
-SLOTS = ("canary", "stable")
-
-
 def routes_dir() -> Path:
     return settings.state_dir() / "serving" / "routes"
 
@@ -154,7 +151,8 @@ def write_routing(canary: Upstream, stable: Upstream, percent: int) -> None:
         _write(_threshold_file(), threshold(0))
     for (kind, slot), address in addresses.items():
         _write(_addr_file(kind, slot), address)
-    _write(_threshold_file(), threshold(percent))
+    if percent > 0:
+        _write(_threshold_file(), threshold(percent))
 
 
 def _unavailable() -> dict[str, Any]:

@@ -30,8 +30,7 @@ finally:
 # isort: split
 
 import socket  # noqa: E402
-from collections.abc import Callable, Coroutine  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 from grpc import aio  # noqa: E402
 from kserve import InferInput  # noqa: E402
@@ -105,8 +104,3 @@ class SocketModelServer(kserve.ModelServer):
             self._grpc_server = grpc  # ModelServer.stop() shuts it down on SIGTERM/SIGINT
             self.servers.append(grpc.start(self.max_threads))
         await super()._serve()
-
-
-def queued(server: kserve.ModelServer) -> list[Coroutine[Any, Any, Any]]:
-    """The coroutines `ModelServer.start()` queued (for the seam test)."""
-    return server.servers

@@ -7,13 +7,14 @@ and `pip install uv==X` against the uv this venv has."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +26,6 @@ class Replayed:
     root: Path  # the image's WORKDIR, replayed
     env: dict[str, str]
     entrypoint: list[str]
-    copied: list[str] = field(default_factory=list)
 
     def run(self, *args: str, **kwargs) -> subprocess.Popen:
         """The image's entrypoint with `args`, from the replayed tree and its venv."""
@@ -43,12 +43,16 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return steps
 
 
+def copy_sources(dockerfile: Path) -> list[str]:
+    """Every path the Dockerfile's COPY steps take from the build context."""
+    return [src.rstrip("/") for op, rest in _instructions(dockerfile) if op == "COPY" for src in shlex.split(rest)[:-1]]
+
+
 def replay(dockerfile: Path, into: Path, context: Path = REPO) -> Replayed:
     """Build `dockerfile`'s tree under `into` (its WORKDIR becomes into/app, its venv into/venv)."""
     workdir, venv = into / "app", into / "venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_", "PLATFORM_"))}
     entrypoint: list[str] = []
-    copied: list[str] = []
     for op, rest in _instructions(dockerfile):
         if op in ("FROM", "USER"):
             continue
@@ -66,18 +70,17 @@ def replay(dockerfile: Path, into: Path, context: Path = REPO) -> Replayed:
                     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy2(src, dst)  # FileNotFoundError: the build would fail the same way
-                copied.append(source)
         elif op == "RUN":
             _run(rest, workdir, env, venv)
         elif op == "ENTRYPOINT":
-            entrypoint = [str(venv / "bin" / word) if i == 0 else word for i, word in
-                          enumerate(__import__("json").loads(rest))]  # fmt: skip
+            first, *args = json.loads(rest)
+            entrypoint = [str(venv / "bin" / first), *args]
         else:
             raise AssertionError(f"{dockerfile.name}: the replay does not know {op} (teach it, or the test lies)")
     image_venv = env.pop("UV_PROJECT_ENVIRONMENT", "")
     env["PATH"] = env.get("PATH", "").replace(f"{image_venv}/bin", str(venv / "bin")) if image_venv else env["PATH"]
     env["VIRTUAL_ENV"] = str(venv)
-    return Replayed(workdir, env, entrypoint, copied)
+    return Replayed(workdir, env, entrypoint)
 
 
 def _run(command: str, workdir: Path, env: dict[str, str], venv: Path) -> None:

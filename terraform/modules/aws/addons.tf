@@ -26,22 +26,9 @@ resource "aws_eks_addon" "ebs_csi" {
 
 # IRSA for the EBS CSI controller (its service account in kube-system), with AWS's managed driver policy.
 resource "aws_iam_role" "ebs_csi" {
-  name = "${var.name}-ebs-csi"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Federated = aws_iam_openid_connect_provider.eks.arn }
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
-        }
-      }
-    }]
-  })
-  tags = local.tags
+  name               = "${var.name}-ebs-csi"
+  assume_role_policy = local.irsa_trust["ebs_csi"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "ebs_csi" {

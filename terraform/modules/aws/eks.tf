@@ -108,11 +108,12 @@ resource "aws_iam_openid_connect_provider" "eks" {
 
 locals {
   oidc_host = replace(aws_iam_openid_connect_provider.eks.url, "https://", "")
-}
-
-resource "aws_iam_role" "platform" {
-  name = "${var.name}-platform-s3"
-  assume_role_policy = jsonencode({
+  # IRSA: which Kubernetes service accounts may assume each role (the platform's pods, the EBS CSI controller).
+  irsa_subjects = {
+    platform = [for sa in var.platform_service_accounts : "system:serviceaccount:${var.platform_namespace}:${sa}"]
+    ebs_csi  = ["system:serviceaccount:kube-system:ebs-csi-controller-sa"]
+  }
+  irsa_trust = { for role, subjects in local.irsa_subjects : role => jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect    = "Allow"
@@ -121,12 +122,17 @@ resource "aws_iam_role" "platform" {
       Condition = {
         StringEquals = {
           "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = [for sa in var.platform_service_accounts : "system:serviceaccount:${var.platform_namespace}:${sa}"]
+          "${local.oidc_host}:sub" = subjects
         }
       }
     }]
-  })
-  tags = local.tags
+  }) }
+}
+
+resource "aws_iam_role" "platform" {
+  name               = "${var.name}-platform-s3"
+  assume_role_policy = local.irsa_trust["platform"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "platform_s3" {
