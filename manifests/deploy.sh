@@ -72,4 +72,41 @@ if [ "$cloud" = ionos ]; then
     "serving.kserve.io/s3-region=$(setting AWS_DEFAULT_REGION)"
 fi
 create_missing platform/create-only
+
+# Kubeflow Pipelines (standalone) runs the pipeline's tasks in its own namespace as pipeline-runner, and a pod reads
+# ConfigMaps and Secrets of its own namespace only: the tasks' settings and credentials (orchestration/pipeline.py,
+# kfp-kubernetes) are copies made here on every deploy. Only the keys the tasks read; values never touch a disk.
+kfp_ns=$(setting PLATFORM_KFP_NAMESPACE)
+mirror() {  # $1 kind (configmap|secret), $2 name, $3... keys (default: all)
+  local kind=$1 name=$2 tpl
+  shift 2
+  tpl="apiVersion: v1
+kind: $( [ "$kind" = secret ] && echo Secret || echo ConfigMap )
+metadata:
+  name: $name
+  namespace: $kfp_ns
+  labels: {app.kubernetes.io/part-of: kfserve-bundle, platform/copied-from: $ns}
+data:
+"
+  if [ $# -eq 0 ]; then
+    tpl+='{{range $k, $v := .data}}  {{$k}}: {{printf "%q" $v}}
+{{end}}'
+  else
+    for key in "$@"; do tpl+="  $key: {{index .data \"$key\"}}
+"; done
+  fi
+  "$KUBECTL" -n "$ns" get "$kind" "$name" -o "go-template=$tpl" | "$KUBECTL" apply -f -
+}
+if "$KUBECTL" get namespace "$kfp_ns" >/dev/null 2>&1; then
+  mirror configmap platform-settings
+  mirror secret mlflow-auth MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
+  if [ "$cloud" = ionos ]; then
+    mirror secret s3-credentials accessKey secretKey
+  else  # IRSA: the platform's S3 role trusts $kfp_ns:pipeline-runner (terraform/modules/aws, kfp_namespace)
+    "$KUBECTL" -n "$kfp_ns" annotate --overwrite serviceaccount pipeline-runner \
+      "eks.amazonaws.com/role-arn=$(setting PLATFORM_ROLE_ARN)"
+  fi
+else
+  echo "deploy.sh: no namespace $kfp_ns (cluster:install installs Kubeflow Pipelines there): the pipeline gets no settings yet"
+fi
 echo "deploy.sh: $overlay/$cloud deployed to namespace $ns"

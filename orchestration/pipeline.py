@@ -16,11 +16,30 @@ analysis promote or roll it back.
 import os
 from typing import NamedTuple
 
-from kfp import dsl
+from kfp import dsl, kubernetes
+
+from platform_core import settings
 
 # The components' image on a cluster (docker/Dockerfile: the locked dependencies + this package); a pinned tag.
-IMAGE = os.environ.get("PLATFORM_IMAGE", "ghcr.io/kfserve-bundle/platform:0.1.0")
+IMAGE = settings.IMAGE.get()
 PIPELINE_NAME = "kfserve-bundle"
+
+# On a cluster every task gets the deployment's settings and credentials as environment (kfp-kubernetes), from the
+# objects manifests/deploy.sh mirrors into the KFP namespace: the platform-settings ConfigMap (every key its builds
+# share; tests/cluster/test_pipeline_cluster.py checks this list against each built ConfigMap both ways), MLflow's
+# client credentials, and the S3 keys where the cloud uses static keys (optional: on AWS, IRSA on pipeline-runner).
+SETTINGS_CONFIG_MAP = "platform-settings"
+SETTINGS_KEYS = (
+    "PLATFORM_PROFILE", "PLATFORM_MODEL_NAME", "PLATFORM_EXPERIMENT", "PLATFORM_TRACKING_URI", "PLATFORM_LAKE_DIR",
+    "PLATFORM_BUCKET", "PLATFORM_S3_ENDPOINT", "AWS_DEFAULT_REGION", "PLATFORM_K8S_NAMESPACE", "PLATFORM_K8S_S3_HOST",
+    "PLATFORM_PROMETHEUS_URL", "PLATFORM_KFP_NAMESPACE", "PLATFORM_IMAGE", "PLATFORM_SERVING_IMAGE",
+    "PLATFORM_SPARK_IMAGE", "PLATFORM_MLFLOW_IMAGE",
+)  # fmt: skip
+SECRETS = (
+    ("mlflow-auth", {"MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
+                     "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}, False),
+    ("s3-credentials", {"accessKey": "AWS_ACCESS_KEY_ID", "secretKey": "AWS_SECRET_ACCESS_KEY"}, True),
+)  # fmt: skip
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -107,17 +126,27 @@ def record_rejection(gated: dsl.Input[dsl.Model]) -> str:
     return reason
 
 
+def _on_cluster(task):
+    """The deployment's settings and credentials as the task's environment (ignored by kfp.local, whose tasks
+    inherit this process's settings)."""
+    kubernetes.use_config_map_as_env(task, SETTINGS_CONFIG_MAP, {key: key for key in SETTINGS_KEYS})
+    for name, keys, optional in SECRETS:
+        kubernetes.use_secret_as_env(task, name, keys, optional=optional)
+    return task
+
+
 @dsl.pipeline(name=PIPELINE_NAME, description="Raw data -> curated dataset -> tuned XGBoost -> gate -> canary")
 def flow(samples: int = 0, max_rounds: int = 0, seed: int = -1, canary_percent: int = 10):
     """samples / max_rounds 0 and seed -1 mean: the search config's own values."""
     # Cached: only the search (its key is the dataset's content hash and the search settings). The ETL checks
     # its input itself; the gate and the rollout depend on the registry and the served model, not on inputs.
-    curated = etl().set_caching_options(False)
-    searched = tune(dataset_version=curated.outputs["version"], content_hash=curated.outputs["content_hash"],
-                    samples=samples, max_rounds=max_rounds, seed=seed)  # fmt: skip
-    decided = gate(model=searched.outputs["model"]).set_caching_options(False)
+    curated = _on_cluster(etl().set_caching_options(False))
+    searched = _on_cluster(tune(dataset_version=curated.outputs["version"],
+                                content_hash=curated.outputs["content_hash"],
+                                samples=samples, max_rounds=max_rounds, seed=seed))  # fmt: skip
+    decided = _on_cluster(gate(model=searched.outputs["model"]).set_caching_options(False))
     with dsl.If(decided.outputs["Output"] == "passed", name="gate-passed"):
-        rollout(gated=decided.outputs["gated"], percent=canary_percent).set_caching_options(False)
+        _on_cluster(rollout(gated=decided.outputs["gated"], percent=canary_percent).set_caching_options(False))
     with dsl.Else(name="gate-did-not-pass"):
         record_rejection(gated=decided.outputs["gated"]).set_caching_options(False)
 
@@ -128,8 +157,6 @@ COMPILED = "manifests/pipelines/kfserve-bundle.yaml"
 def compile_pipeline(path: str | None = None) -> str:
     """Write the pipeline's IR YAML (what a KFP server runs); returns its path."""
     from kfp import compiler
-
-    from platform_core import settings
 
     target = path or str(settings.REPO_ROOT / COMPILED)
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -149,7 +176,6 @@ def submit(arguments: dict | None = None) -> str:
     """Submit the compiled pipeline to the KFP endpoint of the settings; returns the run id."""
     import kfp
 
-    from platform_core import settings
     from platform_core.errors import ConfigError, ServiceUnavailable
 
     host = settings.KFP_HOST.get()

@@ -69,7 +69,10 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 PROFILE = _Setting("PLATFORM_PROFILE", _choice("local", "cluster"), "local", "local: embedded stack; cluster: K8s")
 STATE_DIR = _Setting("PLATFORM_STATE_DIR", Path, REPO_ROOT / ".platform", "Local state: S3 data, DB, logs, PIDs, keys")
 LAKE_DIR = _Setting("PLATFORM_LAKE_DIR", str, None, "Data lake root (default <state>/lake; s3a:// on a cluster)")
-RAW_PATH = _Setting("PLATFORM_RAW_PATH", str, None, "Raw input of the dataset (default <state>/raw/<dataset>.data)")
+RAW_PATH = _Setting(
+    "PLATFORM_RAW_PATH", str, None,
+    "Raw input of a local ETL run (default: the contract's raw server path under the state dir)",
+)  # fmt: skip
 
 # --- local stack ports (all explicit, all on 127.0.0.1) -------------------------------------------
 HOST = _Setting("PLATFORM_HOST", str, "127.0.0.1", "Address every local server binds to")
@@ -206,17 +209,28 @@ SPARK_PARTITION_MB = _Setting(
     "Raw input per ETL shuffle partition (at least 4): 4 partitions ran out of a 2g heap at 10M rows (1.5 GB)",
 )  # fmt: skip
 SPARK_DRIVER_MEMORY = _Setting("PLATFORM_SPARK_DRIVER_MEMORY", str, "2g", "Heap of a local ETL run (driver = executor)")
+IMAGE = _Setting(
+    "PLATFORM_IMAGE", str, "ghcr.io/kfserve-bundle/platform:0.1.0", "Platform image: pipeline components, RayJob"
+)
+SERVING_IMAGE = _Setting(
+    "PLATFORM_SERVING_IMAGE", str, "ghcr.io/kfserve-bundle/serving:0.1.0", "ServingRuntime image (pinned tag)"
+)
+MLFLOW_IMAGE = _Setting("PLATFORM_MLFLOW_IMAGE", str, "ghcr.io/mlflow/mlflow:v3.17.2-full", "MLflow server image")
+KFP_NAMESPACE = _Setting(
+    "PLATFORM_KFP_NAMESPACE", str, "kubeflow", "Where Kubeflow Pipelines runs the tasks (standalone KFP's namespace)"
+)
 SPARK_IMAGE = _Setting(
     "PLATFORM_SPARK_IMAGE", str, "ghcr.io/kfserve-bundle/platform-spark:0.1.0", "ETL image on the cluster (pinned tag)"
 )
-SPARK_PRODUCT_VERSION = _Setting("PLATFORM_SPARK_PRODUCT_VERSION", str, "4.0.0", "Stackable Spark version of the image")
 K8S_LAKE = _Setting("PLATFORM_K8S_LAKE", str, "s3a://mlops/lake", "Lake root of the cluster ETL")
-K8S_RAW_PATH = _Setting("PLATFORM_K8S_RAW_PATH", str, "s3a://mlops/raw/iris.data", "Raw input of the cluster ETL")
-K8S_S3_HOST = _Setting("PLATFORM_K8S_S3_HOST", str, "s3.eu-central-1.ionoscloud.com", "S3 host the cluster ETL uses")
-K8S_S3_PORT = _Setting("PLATFORM_K8S_S3_PORT", int, 443, "S3 port the cluster ETL uses (443: TLS)")
-K8S_S3_SECRET_CLASS = _Setting(
-    "PLATFORM_K8S_S3_SECRET_CLASS", str, "platform-s3-credentials", "Stackable SecretClass holding the S3 keys"
+K8S_RAW_PATH = _Setting(
+    "PLATFORM_K8S_RAW_PATH", str, None,
+    "Raw input of the cluster ETL (default: the contract's raw server, its path under the bucket)",
+)  # fmt: skip
+K8S_S3_HOST = _Setting(
+    "PLATFORM_K8S_S3_HOST", str, None, "S3 host on a cluster: derived from PLATFORM_S3_ENDPOINT by components/wiring"
 )
+K8S_S3_PORT = _Setting("PLATFORM_K8S_S3_PORT", int, 443, "S3 port the cluster ETL uses (443: TLS)")
 
 
 def profile() -> str:

@@ -93,7 +93,10 @@ def references(obj: dict) -> Iterator[tuple[str, str, str | None, str]]:
         yield obj["roleRef"]["kind"], obj["roleRef"]["name"], None, f"{kind}/{name} roleRef"
         for subject in obj.get("subjects") or []:
             if subject["kind"] == "ServiceAccount":
-                yield "ServiceAccount", subject["name"], None, f"{kind}/{name} subject"
+                # an account of another namespace (KFP's pipeline-runner) is named with it: namespace/name
+                ns = subject.get("namespace")
+                sa = subject["name"] if ns in (None, obj["metadata"].get("namespace")) else f"{ns}/{subject['name']}"
+                yield "ServiceAccount", sa, None, f"{kind}/{name} subject"
     if kind == "InferenceService":
         runtime = spec["predictor"].get("model", {}).get("runtime")
         if runtime:

@@ -28,6 +28,10 @@ def _applies(entry: dict, leaf: str) -> bool:
     return cloud in entry.get("clouds", [cloud]) and overlay in entry.get("overlays", [overlay])
 
 
+def _qualified(entry: dict) -> str:
+    return f"{entry['namespace']}/{entry['name']}" if "namespace" in entry else entry["name"]
+
+
 def _data_keys(obj: dict) -> set[str]:
     return set(obj.get("data") or {}) | set(obj.get("stringData") or {})
 
@@ -35,7 +39,7 @@ def _data_keys(obj: dict) -> set[str]:
 def dangling(objects: list[dict], prerequisites: list[dict], leaf: str) -> list[str]:
     """References of `objects` that neither the build nor the leaf's prerequisites satisfy."""
     built = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    declared = {(e["kind"], e["name"]): e for e in prerequisites if _applies(e, leaf)}
+    declared = {(e["kind"], _qualified(e)): e for e in prerequisites if _applies(e, leaf)}
     errors = []
     for obj in objects:
         for kind, name, key, where in references(obj):
@@ -67,7 +71,9 @@ def test_every_declared_prerequisite_is_needed(deployed, prerequisites, leaf):
     refs = {(kind, name) for obj in deployed[leaf] for kind, name, _, _ in references(obj)}
     built = {(o["kind"], o["metadata"]["name"]) for o in deployed[leaf]}
     for entry in (e for e in prerequisites if _applies(e, leaf)):
-        assert (entry["kind"], entry["name"]) in refs, f"{leaf}: {entry['kind']} {entry['name']} is never referenced"
+        assert (entry["kind"], _qualified(entry)) in refs, (
+            f"{leaf}: {entry['kind']} {entry['name']} is never referenced"
+        )
         assert (entry["kind"], entry["name"]) not in built, f"{leaf}: {entry['name']} is built, not a prerequisite"
 
 
@@ -121,10 +127,12 @@ def test_prerequisites_are_created_where_they_say(prerequisites, install_dry_run
                 assert f"-f {ROOT / entry['file']}" in " ".join(install_dry_run), f"install.sh does not apply {name}"
                 docs = list(yaml.safe_load_all((ROOT / entry["file"]).read_text()))
                 assert any(d["kind"] == kind and d["metadata"]["name"] == name for d in docs), entry["file"]
+            elif "kustomize" in entry:  # an upstream kustomization install.sh applies (KFP's manifests)
+                assert any(f"-k {entry['kustomize']}?ref=" in c for c in install_dry_run), entry["kustomize"]
             else:
                 chart = entry["chart"]
                 assert any(re.search(rf"helm upgrade --install \S+ \S*/{chart} ", c) for c in install_dry_run), chart
-            assert kind in CLUSTER_SCOPED or kind == "Secret", kind
+            assert kind in CLUSTER_SCOPED or kind == "Secret" or "namespace" in entry, kind
         else:
             assert kind == "Secret", f"{name}: only Secrets are yours to create"
             command = re.search(rf"create secret generic {name}\b(.*?)(?:\n(?!\s)|```)", section, re.S)

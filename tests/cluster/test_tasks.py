@@ -109,9 +109,10 @@ def fake_kubectl(tmp_path):
     stub.write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = kustomize ]; then exec "{real}" "$@"; fi\n'
-        f'echo "$*" >> "{log}"\n'
+        # one line per call: a go-template argument's newlines are logged as \x1e (decoded by _calls)
+        f'printf "%s\\n" "$(printf "%s" "$*" | tr "\\n" "\\036")" >> "{log}"\n'
         f'n=$(wc -l < "{log}"); prev=""\n'
-        f'for a in "$@"; do [ "$prev" = -f ] && cp "$a" "{calls}/$n.yaml"; prev="$a"; done\n'
+        f'for a in "$@"; do [ "$prev" = -f ] && cat "$a" > "{calls}/$n.yaml"; prev="$a"; done\n'
         'case " $* " in\n'
         '  *" create -f "*) if [ -n "${FAKE_CREATE_OUTPUT:-}" ]; then echo "$FAKE_CREATE_OUTPUT"; exit 1; fi ;;\n'
         '  *" get "*) [ -z "${FAKE_GET_RC:-}" ] || exit "$FAKE_GET_RC"; echo "${FAKE_GET:-1/}" ;;\n'
@@ -119,6 +120,21 @@ def fake_kubectl(tmp_path):
     )
     stub.chmod(0o755)
     return stub, log
+
+
+def _calls(log) -> list[str]:
+    return [
+        line.replace("\x1e", "\n") for line in log.read_text().split("\n")[:-1]
+    ]  # not splitlines: it splits at \x1e too
+
+
+def _copies(calls: list[str]) -> list[tuple[str, str]]:
+    """The objects deploy.sh copied into KFP's namespace: each a `get -o go-template` of the platform's namespace
+    piped into `apply -f -` (the two ends of a pipe log in either order)."""
+    gets = [c for c in calls if c != "apply -f -"]
+    assert calls.count("apply -f -") == len(gets), calls
+    assert all(c.startswith("-n ml-platform get ") and "namespace: kubeflow" in c for c in gets), gets
+    return [(c.split()[3], c.split()[4]) for c in gets]
 
 
 def _deploy(task, stub, *args, **env):
@@ -140,7 +156,7 @@ def test_deploy_applies_the_build_and_creates_what_must_not_be_overwritten(task,
     stub, log = fake_kubectl
     res = _deploy(task, stub, "OVERLAY=dev", "CLOUD=ionos")
     assert res.returncode == 0, res.stderr
-    calls = log.read_text().splitlines()
+    calls = _calls(log)
     assert calls[0].startswith("apply -f ") and calls[0].endswith(
         "-l platform/example-secret!=true,platform/create-only!=true"
     )
@@ -155,7 +171,11 @@ def test_deploy_applies_the_build_and_creates_what_must_not_be_overwritten(task,
         "s3.eu-central-3.ionoscloud.com serving.kserve.io/s3-usehttps=1 serving.kserve.io/s3-region=eu-central-3"
     )
     assert calls[5].startswith("create -f ") and calls[5].endswith("-l platform/create-only=true --save-config")
-    assert len(calls) == 6
+    # the pipeline's settings and credentials, copied into KFP's namespace (key by key for Secrets)
+    assert calls[6] == "get namespace kubeflow"
+    assert _copies(calls[7:]) == [("configmap", "platform-settings"), ("secret", "mlflow-auth"),
+                                  ("secret", "s3-credentials")]  # fmt: skip
+    assert len(calls) == 13
     applied = _applied(log, 1, "platform/example-secret!=true,platform/create-only!=true")
     assert {("ServingRuntime", "platform-xgboost"), ("Deployment", "mlflow"), ("CronJob", "platform-deploy")} <= applied
     assert not {k for k, _ in applied} & {"RayJob", "SparkApplication", "InferenceService", "Secret"}
@@ -171,8 +191,15 @@ def test_deploy_on_aws_touches_no_key_secret(task, fake_kubectl, tmp_path):
     stub, log = fake_kubectl
     res = _deploy(task, stub, "OVERLAY=production", "CLOUD=aws", f"ISVC_FILE={tmp_path / 'absent.yaml'}")
     assert res.returncode == 0, res.stderr
-    calls = log.read_text().splitlines()
-    assert len(calls) == 2 and calls[0].startswith("apply -f ") and calls[1].startswith("create -f ")
+    calls = _calls(log)
+    assert calls[0].startswith("apply -f ") and calls[1].startswith("create -f ")
+    # no key Secret to copy on AWS: KFP's pipeline-runner gets the IRSA role instead
+    assert _copies(calls[3:7]) == [("configmap", "platform-settings"), ("secret", "mlflow-auth")]
+    assert calls[7] == (
+        "-n kubeflow annotate --overwrite serviceaccount pipeline-runner "
+        "eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/ml-platform-platform-s3"
+    )
+    assert len(calls) == 8 and "s3-credentials" not in "\n".join(calls)
     assert "no InferenceService at" in res.stdout
     assert _applied(log, 2, "platform/create-only=true") == {
         ("RayJob", "tune"),
@@ -180,12 +207,43 @@ def test_deploy_on_aws_touches_no_key_secret(task, fake_kubectl, tmp_path):
     }
 
 
+def test_the_copies_into_kfps_namespace_keep_every_value_and_only_the_keys_the_tasks_read(task, fake_kubectl):
+    """The go-templates deploy.sh copies with, rendered by the real kubectl against client-side objects holding
+    awkward values (quotes, colons, a newline, a hash): what KFP's namespace gets is the same data, nothing more."""
+    import base64
+
+    stub, log = fake_kubectl
+    assert _deploy(task, stub, "OVERLAY=dev", "CLOUD=ionos").returncode == 0
+    templates = {c.split()[4]: c.split("-o go-template=", 1)[1] for c in _calls(log) if "-o go-template=" in c}
+    values = {"PLATFORM_TRACKING_URI": "http://mlflow.ml-platform.svc.cluster.local:5000", "Q": 'say "hi": #1',
+              "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": 'p:w "x" #',
+              "MLFLOW_FLASK_SERVER_SECRET_KEY": "never-copied", "accessKey": "AK", "secretKey": "S/K+=="}  # fmt: skip
+    sources = {"platform-settings": ("configmap", ["PLATFORM_TRACKING_URI", "Q"]),
+               "mlflow-auth": ("secret generic", ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                                                  "MLFLOW_FLASK_SERVER_SECRET_KEY"]),
+               "s3-credentials": ("secret generic", ["accessKey", "secretKey"])}  # fmt: skip
+    assert set(templates) == set(sources)
+    for name, (kind, keys) in sources.items():
+        literals = [f"--from-literal={k}={values[k]}" for k in keys]
+        res = run([tool("kubectl"), "create", *kind.split(), name, *literals, "--dry-run=client",
+                   f"-o=go-template={templates[name]}"])  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        copy = yaml.safe_load(res.stdout)
+        assert copy["metadata"]["namespace"] == "kubeflow" and copy["metadata"]["name"] == name
+        data = copy["data"]
+        if kind == "configmap":
+            assert data == {k: values[k] for k in keys}
+        else:
+            decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            assert decoded == {k: values[k] for k in keys if k != "MLFLOW_FLASK_SERVER_SECRET_KEY"}
+
+
 def test_deploy_on_ionos_needs_your_key_secret_first(task, fake_kubectl):
     stub, log = fake_kubectl
     res = _deploy(task, stub, "OVERLAY=production", "CLOUD=ionos", FAKE_GET_RC="1")
     assert res.returncode != 0
     assert "no Secret s3-credentials in ml-platform: create it first" in res.stderr
-    assert not [c for c in log.read_text().splitlines() if "create-only=true" in c], "nothing run-once was created"
+    assert not [c for c in _calls(log) if "create-only=true" in c], "nothing run-once was created"
 
 
 def test_deploy_tolerates_existing_objects_but_not_other_errors(task, fake_kubectl):
@@ -211,7 +269,7 @@ def test_canary_runs_the_in_cluster_job_and_reports_its_outcome(task, fake_kubec
     stub, log = fake_kubectl
     res = run([task, "cluster:canary", f"KUBECTL={stub}"], cwd=ROOT, env=_env(GITHUB_RUN_ID="42"), timeout=60)
     assert res.returncode == 0, res.stderr
-    calls = log.read_text().splitlines()
+    calls = _calls(log)
     job = calls[0].split()[-1]
     assert calls[0] == f"-n ml-platform create job --from=cronjob/platform-deploy {job}" and job.startswith(
         "platform-deploy-42-"
@@ -269,4 +327,4 @@ def test_ionos_plan_needs_the_object_storage_key_too(task, fake_terraform, extra
     env.update(IONOS_TOKEN="t", IONOS_S3_ACCESS_KEY="a", IONOS_S3_SECRET_KEY="s")
     res = run([task, "cluster:plan", "CLOUD=ionos"], cwd=ROOT, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert log.read_text().splitlines() == ["init -input=false", "plan -input=false -out=tfplan"]
+    assert _calls(log) == ["init -input=false", "plan -input=false -out=tfplan"]

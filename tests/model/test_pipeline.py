@@ -26,7 +26,7 @@ def test_compiling_twice_gives_identical_bytes_and_equals_the_committed_ir(tmp_p
 
 
 def test_the_rollout_runs_only_when_the_gate_passed():
-    ir = yaml.safe_load(COMPILED.read_text())
+    ir = next(yaml.safe_load_all(COMPILED.read_text()))  # then the kubernetes platform spec
     tasks = ir["root"]["dag"]["tasks"]
     assert [t for t in ("etl", "tune", "gate") if t in tasks] == ["etl", "tune", "gate"]
     (group,) = [t for name, t in tasks.items() if name.startswith("condition-branches")]
@@ -45,7 +45,7 @@ def test_the_rollout_runs_only_when_the_gate_passed():
 
 
 def test_components_are_thin_calls_of_the_stage_functions_on_a_pinned_image():
-    ir = yaml.safe_load(COMPILED.read_text())
+    ir = next(yaml.safe_load_all(COMPILED.read_text()))  # then the kubernetes platform spec
     executors = ir["deploymentSpec"]["executors"]
     for name, executor in executors.items():
         image = executor["container"]["image"]

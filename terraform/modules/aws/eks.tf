@@ -110,8 +110,10 @@ locals {
   oidc_host = replace(aws_iam_openid_connect_provider.eks.url, "https://", "")
   # IRSA: which Kubernetes service accounts may assume each role (the platform's pods, the EBS CSI controller).
   irsa_subjects = {
-    platform = [for sa in var.platform_service_accounts : "system:serviceaccount:${var.platform_namespace}:${sa}"]
-    ebs_csi  = ["system:serviceaccount:kube-system:ebs-csi-controller-sa"]
+    # KFP's pipeline-runner too: the pipeline's tasks read the lake and MLflow's artifacts from KFP's namespace.
+    platform = concat([for sa in var.platform_service_accounts : "system:serviceaccount:${var.platform_namespace}:${sa}"],
+    ["system:serviceaccount:${var.kfp_namespace}:pipeline-runner"])
+    ebs_csi = ["system:serviceaccount:kube-system:ebs-csi-controller-sa"]
   }
   irsa_trust = { for role, subjects in local.irsa_subjects : role => jsonencode({
     Version = "2012-10-17"

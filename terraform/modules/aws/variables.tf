@@ -202,6 +202,17 @@ variable "platform_namespace" {
   }
 }
 
+variable "kfp_namespace" {
+  description = "Namespace of standalone Kubeflow Pipelines: its tasks run there as pipeline-runner, which manifests/deploy.sh annotates with the platform's S3 role."
+  type        = string
+  default     = "kubeflow"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.kfp_namespace))
+    error_message = "kfp_namespace must be a DNS-1123 label."
+  }
+}
+
 variable "platform_service_accounts" {
   description = "Service accounts in platform_namespace that may assume the S3 role (IRSA): exactly those manifests/components/aws annotates."
   type        = list(string)

@@ -179,6 +179,10 @@ run "irsa_trusts_only_the_platform_service_accounts" {
     error_message = "the IRSA trust policy must name every platform service account"
   }
   assert {
+    condition     = strcontains(aws_iam_role.platform.assume_role_policy, "system:serviceaccount:kubeflow:pipeline-runner")
+    error_message = "the IRSA trust policy must name KFP's pipeline-runner (the pipeline's tasks run as it)"
+  }
+  assert {
     condition     = !strcontains(aws_iam_role_policy.platform_s3.policy, "\"s3:*\"")
     error_message = "the platform role must not get s3:*"
   }
