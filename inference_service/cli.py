@@ -10,7 +10,7 @@ import typer
 
 from platform_core import health, settings
 from platform_core.bundle import CHALLENGER, CHAMPION
-from platform_core.progress import console, done, new_app, step
+from platform_core.progress import console, done, new_app, step, styled
 
 app = new_app(__doc__)
 
@@ -33,7 +33,7 @@ def _version_of(alias: str) -> str:
 
 
 def _show(status: dict, kubectl: str) -> None:
-    console.print(f"[dim]kubectl equivalent: {kubectl}[/dim]")
+    console.print(styled(f"kubectl equivalent: {kubectl}", "dim"))
     for entry in status.get("traffic", []):
         tag = f" (tag {entry['tag']})" if entry.get("tag") else ""
         console.print(f"  {entry['revisionName']}: {entry['percent']}%{tag}")
@@ -130,7 +130,7 @@ def canary_status():
             str(summary.get("p95_ms", "-")),
         )  # fmt: skip
     console.print(table)
-    console.print(f"[dim]kubectl equivalent: {canary.kubectl_get()}[/dim]")
+    console.print(styled(f"kubectl equivalent: {canary.kubectl_get()}", "dim"))
     return status
 
 
@@ -147,9 +147,9 @@ def canary_auto(
     )
     report = analysis.run(policy, progress=console.print)
     if report.verdict == "promoted":
-        verdict = "[green]promoted[/green]" + (f", @champion is now v{report.champion}" if report.champion else "")
+        verdict = "promoted" + (f", @champion is now v{report.champion}" if report.champion else "")
     else:
-        verdict = f"[red]rolled back[/red] after {report.failed_checks} failed checks; the stable revision serves"
+        verdict = f"rolled back after {report.failed_checks} failed checks; the stable revision serves"
     done(f"canary {report.canary['revision']} (v{report.canary['version']}) {verdict}; report: {report.path}")
     return report
 

@@ -9,7 +9,7 @@ import typer
 
 from platform_core import health, settings
 from platform_core.bundle import BUNDLE_FILE, CHAMPION, MODEL_FILE
-from platform_core.progress import console, done, new_app, step
+from platform_core.progress import console, done, new_app, step, styled
 
 app = new_app(__doc__)
 
@@ -62,7 +62,8 @@ def gate(
         table.add_row(metric, f"{champion[metric]:.4f}" if metric in champion else "-", f"{value:.4f}")
     console.print(table)
     for rule in report.rules:
-        console.print(f"  {'[green]pass[/]' if rule['passed'] else '[red]FAIL[/]'}  {rule['rule']}: {rule['detail']}")
+        verdict = styled("pass", "green") if rule["passed"] else styled("FAIL", "red")
+        console.print("  ", verdict, f"  {rule['rule']}: {rule['detail']}", sep="")
     report.raise_if_rejected()
     version = report.challenger["version"]
     where = "@challenger"

@@ -9,6 +9,9 @@ in ml_platform/gate.yaml. A promotion can only make production better.
   and keeps the old champion as `previous`. Fail: no alias moves, the version is tagged `gate=rejected`, and
   `GateReport.raise_if_rejected` ends the command with exit 1 and one line naming the rule and both numbers.
 - A challenger that *is* the champion (same run or byte-identical booster) is `unchanged`: nothing moves.
+- A champion that cannot be compared (trained on another dataset, other features or classes: one model name
+  shared by two datasets) is never scored: the challenger's version is tagged `gate=refused` and `GateRefused`
+  names both sides in one line.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ LOWER_IS_BETTER = {"mlogloss": True, "accuracy": False}
 
 class GateRejected(PlatformError):
     """The challenger failed a gate rule (exit 1, no alias moved)."""
+
+
+class GateRefused(PlatformError):
+    """The champion was trained on another dataset or feature set: the two cannot be compared (no alias moved)."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,25 @@ class _Scored:
     scores: dict[str, dict[str, float]]
     champion: Any  # the @champion ModelVersion, or None
     same_model: bool  # the challenger is the champion's booster
+    foreign: str | None = None  # why the champion cannot be scored on these rows (then it was not)
+
+
+def _num_class(booster) -> int:
+    return int(json.loads(booster.save_config())["learner"]["learner_model_param"]["num_class"])
+
+
+def _foreign(champion, champion_model, challenger_model, dataset: str, splits) -> str | None:
+    """Why @champion is not comparable with the challenger on the challenger's rows, or None."""
+    theirs = (champion.tags or {}).get(tracking.DATASET)
+    if theirs and theirs != dataset:
+        return f"@champion v{champion.version} was trained on dataset {theirs!r}, the challenger on {dataset!r}"
+    names, n = champion_model.feature_names, champion_model.num_features()
+    if n != len(splits.feature_names) or (names and list(names) != list(splits.feature_names)):
+        return (f"@champion v{champion.version} takes {n} features, the challenger's dataset {dataset!r} has "
+                f"{len(splits.feature_names)} other ones")  # fmt: skip
+    if _num_class(champion_model) != _num_class(challenger_model):
+        return f"@champion v{champion.version} predicts other classes than the challenger ({dataset!r})"
+    return None
 
 
 def _score(model_name: str, run_id: str, challenger_uri: str, lineage: dict[str, str]) -> _Scored:
@@ -213,9 +239,20 @@ def _score(model_name: str, run_id: str, challenger_uri: str, lineage: dict[str,
     champion, same = registry.version_by_alias(model_name, CHAMPION), False
     if champion is not None:
         champion_model = _booster(f"models:/{model_name}/{champion.version}")
+        foreign = _foreign(champion, champion_model, challenger_model, lineage[tracking.DATASET], splits)
+        if foreign:
+            return _Scored(splits, scores, champion, False, foreign)
         scores["champion"] = evaluate(champion_model, splits.x_test, splits.y_test)
         same = champion.run_id == run_id or champion_model.save_raw("ubj") == challenger_model.save_raw("ubj")
     return _Scored(splits, scores, champion, same)
+
+
+def _refused(model_name: str, challenger: str, foreign: str) -> GateRefused:
+    return GateRefused(
+        f"gate refused {model_name} {challenger}: {foreign}",
+        "one registered model per dataset: unset PLATFORM_MODEL_NAME (default <dataset>-xgboost) or give this "
+        "dataset its own",
+    )
 
 
 def preview(run_id: str, model_name: str | None = None, rules: Rules | str | Path | None = None) -> dict[str, Any]:
@@ -224,6 +261,8 @@ def preview(run_id: str, model_name: str | None = None, rules: Rules | str | Pat
     model_name = model_name or settings.MODEL_NAME.get()
     rules = rules if isinstance(rules, Rules) else load_rules(rules)
     scored = _score(model_name, run_id, registry.model_uri_of_run(run_id), _lineage(run_id))
+    if scored.foreign:
+        raise _refused(model_name, f"(run {run_id})", scored.foreign)
     decision = decide(rules, scored.scores["challenger"], scored.scores.get("champion"))
     champion = scored.champion
     return {"scores": scored.scores, "outcome": decision.outcome, "rules": [asdict(r) for r in decision.results],
@@ -242,6 +281,10 @@ def run_gate(model_name: str | None = None, run_id: str | None = None, rules: Ru
     version = registry.find_or_register(model_name, run_id, lineage)
     scored = _score(model_name, run_id, f"models:/{model_name}/{version.version}", lineage)
     splits, scores, champion = scored.splits, scored.scores, scored.champion
+    if scored.foreign:
+        client.set_model_version_tag(model_name, version.version, "gate", "refused")
+        client.set_model_version_tag(model_name, version.version, "gate.refused", scored.foreign)
+        raise _refused(model_name, f"v{version.version}", scored.foreign)
     champion_info = None
     if champion is not None:
         champion_info = {"version": str(champion.version), "run_id": champion.run_id, "metrics": scores["champion"]}

@@ -14,7 +14,7 @@ from ml_platform import cli as ml_cli
 from platform_core import cli as stack_cli
 from platform_core import settings
 from platform_core.bundle import CHALLENGER
-from platform_core.progress import console
+from platform_core.progress import console, styled
 
 
 def second_round() -> None:
@@ -29,7 +29,9 @@ def second_round() -> None:
     try:
         ml_cli.gate(promote=False)
     except GateRejected as exc:
-        console.print(f"[yellow]the second model did not pass the gate ({exc.message}); the first keeps serving[/]")
+        console.print(
+            styled(f"the second model did not pass the gate ({exc.message}); the first keeps serving", "yellow")
+        )
         return
     serving_cli.canary_start(alias=CHALLENGER, percent=10)
     serving_cli.canary_auto(load=True)
@@ -44,19 +46,19 @@ def run() -> None:
               ("predict", serving_cli.predict))  # fmt: skip
     timings: dict[str, float] = {}
     for name, command in stages:
-        console.rule(f"[bold]{name}")
+        console.rule(styled(name, "bold"))
         start = time.monotonic()
         response = command()
         timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))
-    console.rule("[bold green]demo finished")
+    console.rule(styled("demo finished", "bold green"))
     table = Table("stage", "seconds")
     for name, seconds in timings.items():
         table.add_row(name, f"{seconds:.1f}")
-    table.add_row("[bold]total", f"[bold]{sum(timings.values()):.1f}")
+    table.add_row(styled("total", "bold"), styled(f"{sum(timings.values()):.1f}", "bold"))
     console.print(table)
     console.print(
-        f"Model [bold]{response['model_name']}[/] version [bold]{response['model_version']}[/] is serving v2 at "
+        f"Model {response['model_name']} version {response['model_version']} is serving v2 at "
         f"{settings.serve_url()}/v2/models/{response['model_name']}/infer (through the serving proxy)\n"
         f"MLflow UI: {settings.tracking_uri()} (log in with `task mlflow:credentials`)   "
         f"state dir: {settings.state_dir()}\n"

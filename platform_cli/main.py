@@ -16,7 +16,7 @@ from orchestration import cli as orchestration_cli
 from platform_core import cli as stack_cli
 from platform_core import health
 from platform_core.errors import PlatformError
-from platform_core.progress import console, new_app
+from platform_core.progress import console, new_app, styled
 
 # The CLI draws its own progress and one result line per stage; MLflow's INFO lines, run-URL prints and
 # per-download bars only bury them.
@@ -31,11 +31,14 @@ for sub_app in (stack_cli.app, data_cli.app, ml_cli.app, serving_cli.app, orches
 
 
 def main() -> None:
-    """Entry point: user-caused errors end in one line with the fix, not a traceback."""
+    """Entry point: user-caused errors end in one line with the fix, anything else in one line naming the log
+    that holds its traceback."""
     try:
         app(standalone_mode=False)
     except PlatformError as exc:
-        console.print(f"[red]✘ {exc.message}[/red]" + (f"\n  fix: {exc.hint}" if exc.hint else ""))
+        console.print(
+            styled(f"✘ {exc.message}", "red"), *([f"\n  fix: {exc.hint}"] if exc.hint else []), sep="", soft_wrap=True
+        )
         sys.exit(1)
     except typer.Abort:
         sys.exit(130)
@@ -44,9 +47,37 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         if (lost := health.diagnose(exc)) is not None:  # a backend died while the stage ran
-            console.print(f"[red]✘ {lost.message} (lost during the command)[/red]\n  fix: {lost.hint}")
+            console.print(
+                styled(f"✘ {lost.message} (lost during the command)", "red"),
+                f"\n  fix: {lost.hint}",
+                sep="",
+                soft_wrap=True,
+            )
             sys.exit(1)
-        raise
+        # The last resort: a bug, not a user's mistake. One line here, the traceback in the log to report.
+        log = _log_traceback()
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        console.print(styled(f"✘ unexpected {type(exc).__name__}: {detail}", "red"),
+                      f"\n  the traceback is in {log}; please report it with that file", sep="", soft_wrap=True)  # fmt: skip
+        sys.exit(1)
+
+
+def _log_traceback() -> str:
+    import time
+    import traceback
+
+    from platform_core import settings
+
+    try:
+        path = settings.state_dir() / "logs" / "cli-errors.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} platform {' '.join(sys.argv[1:])}\n")
+            log.write(traceback.format_exc())
+        return str(path)
+    except OSError:  # no writable state dir: the traceback is still worth more than nothing
+        traceback.print_exc()
+        return "the output above"
 
 
 if __name__ == "__main__":

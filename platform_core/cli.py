@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from platform_core import settings, stack
-from platform_core.progress import console, done, new_app, step
+from platform_core.progress import console, done, new_app, step, styled
 
 app = new_app(__doc__)
 
@@ -33,7 +33,8 @@ def down() -> None:
 def status() -> None:
     """Show which local services run, where."""
     table = Table("service", "state", "pid", "url")
-    styles = {"running": "[green]running[/]", "stopped": "[dim]stopped[/]", "orphaned": "[red]orphaned[/] (task down)"}
+    styles = {"running": styled("running", "green"), "stopped": styled("stopped", "dim"),
+              "orphaned": styled("orphaned (task down)", "red")}  # fmt: skip
     for s in stack.status():
         table.add_row(s.name, styles[s.state], str(s.pid or "-"), s.url)
     console.print(table)

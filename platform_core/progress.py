@@ -1,4 +1,7 @@
-"""Progress display for long steps (rich), shared by every stage."""
+"""Progress display for long steps (rich), shared by every stage.
+
+The console interprets no markup: messages carry user text (file names, column names such as `properties[ash]`,
+error details) that must print literally. Our own styling goes through `styled`, never through `[tags]`."""
 
 from __future__ import annotations
 
@@ -8,8 +11,14 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-console = Console(stderr=True)
+console = Console(stderr=True, markup=False, highlight=False)
+
+
+def styled(text: str, style: str) -> Text:
+    """`text`, literally, in `style` (e.g. "red", "bold", "dim")."""
+    return Text(text, style=style)
 
 
 @contextmanager
@@ -17,7 +26,7 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
     """A bar of `total` steps; yields a function that advances it by one."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -31,13 +40,13 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
 @contextmanager
 def step(description: str) -> Iterator[None]:
     """A spinner for a step whose length is unknown."""
-    with console.status(f"[bold]{description}…"):
+    with console.status(styled(f"{description}…", "bold")):
         yield
 
 
 def done(message: str) -> None:
     """The one result line a stage ends with."""
-    console.print(f"[green]✔[/green] {message}")
+    console.print(Text.assemble(("✔", "green"), " ", message), soft_wrap=True)  # a path is not cut in two
 
 
 def new_app(doc: str | None) -> typer.Typer:

@@ -23,9 +23,14 @@ REGISTRY: dict[str, _Setting[Any]] = {}
 class _Setting(Generic[T]):
     """One environment variable: name, type, default, and what it is for."""
 
-    def __init__(self, name: str, type_: Callable[[str], T], default: T | None, doc: str):
-        self.name, self.type, self.default, self.doc = name, type_, default, doc
+    def __init__(self, name: str, type_: Callable[[str], T], default: T | Callable[[], T] | None, doc: str):
+        self.name, self.type, self._default, self.doc = name, type_, default, doc
         REGISTRY[name] = self
+
+    @property
+    def default(self) -> T | None:
+        """A default may follow another setting (the model name follows the dataset): a function is called."""
+        return self._default() if callable(self._default) and not isinstance(self._default, type) else self._default
 
     def is_set(self) -> bool:
         return bool(os.environ.get(self.name))
@@ -85,7 +90,12 @@ SERVE_GRPC_PORT = _Setting("PLATFORM_SERVE_GRPC_PORT", int, 18081, "Model server
 S3_ENDPOINT = _Setting("PLATFORM_S3_ENDPOINT", str, None, "S3 endpoint URL (local: the SeaweedFS S3 port)")
 BUCKET = _Setting("PLATFORM_BUCKET", str, "mlops", "Bucket for MLflow artifacts and serving bundles")
 TRACKING_URI = _Setting("PLATFORM_TRACKING_URI", str, None, "MLflow tracking URI (local: the started server)")
-EXPERIMENT = _Setting("PLATFORM_EXPERIMENT", str, "iris-xgboost", "MLflow experiment of the tuning runs")
+EXPERIMENT = _Setting(
+    "PLATFORM_EXPERIMENT",
+    str,
+    lambda: f"{DATASET.get()}-xgboost",
+    "MLflow experiment of the tuning runs (<dataset>-xgboost)",
+)
 
 # --- security + robustness ----------------------------------------------------------------------
 MLFLOW_USERNAME = _Setting(
@@ -128,7 +138,10 @@ LOG_MAX_MB = _Setting("PLATFORM_LOG_MAX_MB", int, 10, "Size at which a service l
 LOG_BACKUPS = _Setting("PLATFORM_LOG_BACKUPS", int, 3, "Rotated files kept per service log")
 
 # --- model ----------------------------------------------------------------------------------------
-MODEL_NAME = _Setting("PLATFORM_MODEL_NAME", str, "iris-xgboost", "Registered model name = served model name")
+MODEL_NAME = _Setting(
+    "PLATFORM_MODEL_NAME", str, lambda: f"{DATASET.get()}-xgboost",
+    "Registered model name = served model name (<dataset>-xgboost)",
+)  # fmt: skip
 RAY_ADDRESS = _Setting("PLATFORM_RAY_ADDRESS", str, "local", "Ray cluster address; `local` starts Ray in-process")
 
 # --- search, gate, notebook (ml_platform) ---------------------------------------------------------

@@ -98,3 +98,32 @@ def test_a_client_error_while_a_stage_runs_is_named_as_the_lost_service(monkeypa
     lost = health.diagnose(MlflowException("API request to ... failed with exception ... Max retries exceeded"))
     assert isinstance(lost, ServiceUnavailable) and "MLflow tracking server does not answer" in lost.message
     assert health.diagnose(ValueError("a bug stays a bug")) is None
+
+
+def test_user_text_prints_literally_not_as_markup():
+    # rich once swallowed `[ash]` as a style tag: a column name such as properties[ash] printed as `properties`
+    result = run_cli("etl", "--raw-path", "/no/such/properties[ash]/[bold]x.data")
+    assert result.returncode == 1
+    assert "/no/such/properties[ash]/[bold]x.data" in result.stdout + result.stderr
+
+
+def test_an_unexpected_error_is_one_line_naming_the_log_that_holds_the_traceback(monkeypatch, capsys, tmp_path):
+    from platform_core import stack
+
+    def broken():
+        raise RuntimeError("boom [red]not a style[/red]\nsecond line")
+
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(stack, "status", broken)
+    monkeypatch.setattr(sys, "argv", ["platform", "status"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    out = capsys.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if line.strip()]
+    log = tmp_path / "logs" / "cli-errors.log"
+    assert lines[0] == "✘ unexpected RuntimeError: boom [red]not a style[/red]"
+    assert lines[1:] == [f"  the traceback is in {log}; please report it with that file"]
+    assert "Traceback" not in out.out + out.err
+    text = log.read_text()
+    assert "platform status" in text and "Traceback (most recent call last)" in text and "second line" in text

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -141,6 +142,45 @@ def test_registry_decisions_end_to_end(registry_env, tmp_path):
     promote()
     assert aliases(client) == {"champion": better.challenger["version"], "challenger": better.challenger["version"],
                                "previous": first.challenger["version"]}  # fmt: skip
+
+
+def test_a_champion_of_another_dataset_is_refused_in_one_line_and_the_version_tagged(registry_env, tmp_path):
+    """One model name shared by two datasets (PLATFORM_MODEL_NAME set for both): the gate must not score a 4-feature
+    iris champion on another dataset's rows (once a raw XGBoostError, with the version left untagged)."""
+    from data_platform import cli as data_cli
+    from data_platform.generate import generate
+    from ml_platform.gate import GateRefused
+
+    client = registry_env
+    with isolated_names("foreign-gate"), pytest.MonkeyPatch.context() as mp:
+        name = settings.MODEL_NAME.get()
+        iris = run_gate(run_id=trial_run(rounds=8, eta=0.3), promote_on_pass=True)
+        assert iris.promoted
+        mp.setenv("PLATFORM_DATASET", "other")
+        mp.setenv("PLATFORM_CONTRACTS_DIR", str(tmp_path / "contracts"))
+        mp.setenv("PLATFORM_RAW_PATH", str(tmp_path / "raw" / "other.csv"))
+        generate(settings.raw_path(), tmp_path / "contracts", "other", rows=300, features=6, classes=2,
+                 defect_rate=0.0, seed=3)  # fmt: skip
+        data_cli.etl()
+        before = aliases(client)
+        with pytest.raises(GateRefused) as caught:
+            run_gate(run_id=trial_run(rounds=8, eta=0.3))
+        line = caught.value.message
+        assert "\n" not in line and "was trained on dataset 'iris', the challenger on 'other'" in line
+        assert line.startswith(f"gate refused {name} v") and "PLATFORM_MODEL_NAME" in caught.value.hint
+        refused = re.search(r" v(\d+): ", line).group(1)
+        assert client.get_model_version(name, refused).tags["gate"] == "refused"
+        assert aliases(client) == before == {"champion": iris.challenger["version"],
+                                             "challenger": iris.challenger["version"]}  # fmt: skip
+
+
+def test_names_follow_the_dataset_unless_set(monkeypatch):
+    monkeypatch.delenv("PLATFORM_MODEL_NAME", raising=False)
+    monkeypatch.delenv("PLATFORM_EXPERIMENT", raising=False)
+    monkeypatch.setenv("PLATFORM_DATASET", "wine")
+    assert (settings.MODEL_NAME.get(), settings.EXPERIMENT.get()) == ("wine-xgboost", "wine-xgboost")
+    monkeypatch.setenv("PLATFORM_MODEL_NAME", "shared")
+    assert (settings.MODEL_NAME.get(), settings.EXPERIMENT.get()) == ("shared", "wine-xgboost")
 
 
 def test_gate_cli_fails_in_one_line_and_moves_nothing(registry_env):
