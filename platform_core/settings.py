@@ -116,6 +116,10 @@ SERVE_MAX_ROWS = _Setting(
 SERVE_MAX_REQUEST_MB = _Setting(
     "PLATFORM_SERVE_MAX_REQUEST_MB", int, 64, "Largest inference request body (MiB); larger -> 413 before parsing"
 )  # fmt: skip
+SERVE_BODY_TIMEOUT_S = _Setting(
+    "PLATFORM_SERVE_BODY_TIMEOUT_S", float, 10.0,
+    "A request body must arrive within this many seconds; else 408 and the connection is closed",
+)  # fmt: skip
 SERVE_PREDICTION_LOG_RATE = _Setting(
     "PLATFORM_SERVE_PREDICTION_LOG_RATE", float, 0.0,
     "Share of answered requests written to <state>/logs/predictions-<model>-v<version>.jsonl (0 = off, 1 = all)",

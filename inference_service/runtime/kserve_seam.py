@@ -15,6 +15,8 @@ naming the item when an upgrade removes one):
 - `ModelServer._serve()` gathers `servers`; overridden to swap the REST start and add the loopback gRPC server.
 - `GRPCServer.start()` hard-codes "[::]:port"; the subclass re-implements it from `_data_plane`,
   `_model_repository_extension`, `_port` and assigns `_server` (what `stop()` shuts down).
+- `ExceptionToStatusInterceptor.handle_exception(ex, request, context, method)` maps errors to gRPC status with
+  `context.abort(code, details)`; `BoundedStatusInterceptor` hands it a context whose abort bounds the details.
 - `InferInput._raw_data` holds a binary-extension tensor's bytes (what `InferRequest.from_bytes` sets); the fast
   path sets it directly to skip from_bytes' per-value list copy.
 """
@@ -41,6 +43,30 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor  # no
 from kserve.protocol.grpc.server import GRPCServer  # noqa: E402
 
 VERIFIED_WITH = "0.21.0"
+DETAILS_LIMIT = 1024  # characters of a gRPC status message (sent as metadata, whose limit is 8 KiB by default)
+
+
+class _BoundedAbort:
+    """A servicer context whose abort() sends at most DETAILS_LIMIT characters of details; the rest passes."""
+
+    def __init__(self, context):
+        self._context = context
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
+
+    async def abort(self, code, details: str = "", trailing_metadata=()):
+        if len(details) > DETAILS_LIMIT:
+            details = f"{details[:DETAILS_LIMIT]}… ({len(details)} characters in all)"
+        await self._context.abort(code, details, trailing_metadata)
+
+
+class BoundedStatusInterceptor(ExceptionToStatusInterceptor):
+    """KServe's error -> status map (INVALID_ARGUMENT for a bad request), with bounded details: an error quoting a
+    5 MB input once overflowed the metadata limit and reached the client as RESOURCE_EXHAUSTED."""
+
+    async def handle_exception(self, ex, request_or_iterator, context, method_name):
+        await super().handle_exception(ex, request_or_iterator, _BoundedAbort(context), method_name)
 
 
 def set_raw_tensor(tensor: InferInput, data: bytes) -> None:
@@ -60,7 +86,7 @@ class LoopbackGRPCServer(GRPCServer):
 
     async def start(self, max_workers: int) -> None:  # max_workers only feeds sync handlers; ours are async
         self._server = aio.server(
-            interceptors=(ExceptionToStatusInterceptor(),),
+            interceptors=(BoundedStatusInterceptor(),),
             options=[
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_LENGTH),
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_LENGTH),

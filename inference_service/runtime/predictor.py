@@ -30,17 +30,34 @@ from kserve.errors import InvalidInput
 from kserve.utils.utils import generate_uuid
 
 from inference_service.runtime import metrics
+from inference_service.runtime.bounded import quote
 from inference_service.runtime.prediction_log import PredictionLog
 from inference_service.runtime.tensors import INPUT, LABEL, LABEL_AS_INDEX, PROBABILITIES
 from platform_core import settings
 from platform_core.bundle import read_bundle
 
 MODEL_SUFFIXES = (".ubj", ".json", ".bst")
+PLATFORM = "xgboost"  # the model metadata's platform: what the booster is
 FLOAT_DATATYPES = ("FP32", "FP64")
 SERVICE_VERSION = importlib.metadata.version("kfserve-bundle")
 INLINE_ROWS = 4096  # larger batches are predicted off the event loop
 JSON_SLICE = 100_000  # values (JSON) or labels (binary BYTES) encoded per call in a large answer
 _PLACEHOLDER = f"probabilities-{uuid.uuid4().hex}"  # unguessable: a request id can never equal it
+
+
+def _first_non_number(data: list):
+    """The first string in (nested) JSON data, or None."""
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            if isinstance(value, str):
+                return value
+        else:
+            stack.pop()
+    return None
 
 
 class XGBoostPredictor(kserve.Model):
@@ -74,6 +91,7 @@ class XGBoostPredictor(kserve.Model):
             raise RuntimeError(
                 f"bundle.json names {len(self.feature_names)} features, the booster takes {self._n_features}"
             )
+        self.bundle = bundle
         self._class_names = np.array([c.encode() for c in self.classes], dtype=object)
         self._framed = np.array([len(c).to_bytes(4, "little") + c for c in self._class_names], dtype=object)
         self.version = self.version or str(bundle["registry_version"])
@@ -94,6 +112,18 @@ class XGBoostPredictor(kserve.Model):
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
         ]
 
+    def metadata(self) -> dict[str, Any]:
+        """The v2 model metadata with what the OIP schema allows beyond tensors: the served registry version,
+        the platform, and string properties naming the features, classes and the dataset they came from."""
+        properties = {"features": ",".join(self.feature_names), "classes": ",".join(self.classes),
+                      "registry_version": str(self.version or "")}  # fmt: skip
+        for key in ("dataset", "dataset_version", "dataset_hash"):
+            if self.bundle.get(key) is not None:
+                properties[key] = str(self.bundle[key])
+        versions = [str(self.version)] if self.version else []
+        return {"name": self.name, "versions": versions, "platform": PLATFORM, "inputs": self.get_input_types(),
+                "outputs": self.get_output_types(), "properties": properties}  # fmt: skip
+
     def _reject(self, reason: str, message: str) -> InvalidInput:
         """Count a rejection by reason (Prometheus) and build the 400 to raise."""
         self.metrics.rejected(reason)
@@ -101,17 +131,20 @@ class XGBoostPredictor(kserve.Model):
 
     def _features(self, payload: InferRequest) -> np.ndarray:
         if len(payload.inputs) != 1:
-            names = [t.name for t in payload.inputs]
-            raise self._reject("input_count", f"expected exactly one input '{INPUT}', got {len(names)}: {names}")
+            names = ", ".join(quote(t.name) for t in payload.inputs[:3]) + (", …" if len(payload.inputs) > 3 else "")
+            raise self._reject("input_count",
+                               f"expected exactly one input '{INPUT}', got {len(payload.inputs)}: {names}")  # fmt: skip
         tensor = payload.inputs[0]
         if tensor.name != INPUT:
-            raise self._reject("input_name", f"unknown input '{tensor.name}': this model takes one input '{INPUT}'")
+            raise self._reject(
+                "input_name", f"unknown input {quote(tensor.name)}: this model takes one input '{INPUT}'"
+            )
         if tensor.datatype not in FLOAT_DATATYPES:
-            raise self._reject("datatype", f"input '{INPUT}' must be FP32 or FP64, got {tensor.datatype}")
+            raise self._reject("datatype", f"input '{INPUT}' must be FP32 or FP64, got {quote(tensor.datatype)}")
         shape = list(tensor.shape)
         if len(shape) != 2 or shape[1] != self._n_features or shape[0] < 1:
             raise self._reject(
-                "shape", f"input '{INPUT}' must have shape [N, {self._n_features}] with N >= 1, got {shape}"
+                "shape", f"input '{INPUT}' must have shape [N, {self._n_features}] with N >= 1, got {quote(shape)}"
             )
         if shape[0] > self.max_rows:
             raise self._reject(
@@ -119,9 +152,11 @@ class XGBoostPredictor(kserve.Model):
                 f"batch of {shape[0]} rows is over the limit of {self.max_rows} rows (PLATFORM_SERVE_MAX_ROWS)",
             )
         try:
-            features = tensor.as_numpy()
+            features = self._numbers(tensor, shape)
+        except InvalidInput:
+            raise
         except (ValueError, TypeError) as err:  # data length or element type does not match the declaration
-            raise self._reject("data", f"input '{INPUT}': {err}") from err
+            raise self._reject("data", f"input '{INPUT}': {quote(err, 200)}") from err
         if features.dtype.kind != "f" or features.shape != tuple(shape):
             raise self._reject("data", f"input '{INPUT}' must hold {shape[0] * shape[1]} numbers in shape {shape}")
         if not self.allow_non_finite:
@@ -134,6 +169,27 @@ class XGBoostPredictor(kserve.Model):
                     f"'{self.feature_names[col]}': NaN and Inf are rejected (PLATFORM_SERVE_ALLOW_NON_FINITE)",
                 )
         return features
+
+    def _numbers(self, tensor, shape: list[int]) -> np.ndarray:
+        """The tensor as a float array. JSON data must be numbers: numpy would turn "5.1" into 5.1 silently, and
+        the REST path would answer what gRPC (typed contents) never could."""
+        data = tensor.data
+        if isinstance(data, list):
+            values = np.asarray(data)
+            if values.dtype.kind not in "fi" and (bad := _first_non_number(data)) is not None:
+                raise self._reject("data", f"input '{INPUT}' ({tensor.datatype}) must hold numbers (null for a "
+                                           f"missing value), got {quote(bad)}")  # fmt: skip
+            dtype = np.float32 if tensor.datatype == "FP32" else np.float64
+            return np.asarray(values, dtype=dtype).reshape(shape)  # null -> NaN (then the non-finite rule)
+        return tensor.as_numpy()
+
+    def _check_outputs(self, payload: InferRequest) -> None:
+        """Requested outputs must be ones this model has, over REST and gRPC alike (KServe's REST encoder
+        refused an unknown one, its gRPC path ignored it)."""
+        for output in payload.request_outputs or []:
+            if output.name not in (PROBABILITIES, LABEL):
+                raise self._reject("output_name", f"unknown output {quote(output.name)}: this model answers "
+                                                  f"'{PROBABILITIES}' and '{LABEL}'")  # fmt: skip
 
     async def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
         # kserve maps InvalidInput to HTTP 400 / gRPC INVALID_ARGUMENT; anything else becomes a 500.
@@ -149,6 +205,7 @@ class XGBoostPredictor(kserve.Model):
     def infer_arrays(self, payload: InferRequest) -> tuple[np.ndarray, np.ndarray]:
         """Validate and predict: (probabilities FP32 [N, classes], class index [N]); counted and logged."""
         started = time.perf_counter()
+        self._check_outputs(payload)
         features = self._features(payload)
         # inplace_predict skips building a DMatrix per request; for multi:softprob it returns [N, classes].
         proba = np.ascontiguousarray(self._booster.inplace_predict(features), dtype=np.float32)

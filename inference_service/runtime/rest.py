@@ -8,7 +8,12 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
 - Malformed or empty JSON gets 400 `{"error": ...}` like every other rejection, not FastAPI's 422 `{"detail"}`;
   FastAPI's own errors (unknown route, wrong method, unparsable body) carry `{"error"}` too.
 - A binary-extension request whose header length or tensor sizes do not add up gets 400 (KServe: 500).
-- A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it.
+- A body over PLATFORM_SERVE_MAX_REQUEST_MB gets 413 before anything parses it; a body that has not arrived
+  within PLATFORM_SERVE_BODY_TIMEOUT_S gets 408 and the connection is closed (uvicorn has no body timeout: a
+  stalled POST once held its connection for good).
+- A served model's metadata (`GET /v2/models/<name>`) carries its version, platform and properties (features,
+  classes, dataset), which KServe's response model would drop.
+- Every error text is bounded (`bounded`): user input is quoted at a bounded length.
 - Inference requests a served model takes as they are go the fast way (`inference_service.runtime.fast_rest`); the rest
   are replayed to KServe's route. Bodies over 256 KiB are decoded and predicted on a worker thread, so liveness
   and small requests keep answering during a large batch.
@@ -28,6 +33,7 @@ import inference_service.runtime.kserve_seam  # noqa: F401  (before any other ks
 
 # isort: split
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -35,6 +41,7 @@ from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference_service.runtime import fast_rest, metrics
+from inference_service.runtime.bounded import message as bounded
 
 logger = logging.getLogger("kserve")
 
@@ -60,10 +67,11 @@ class VersionNotServed(ModelNotFound):
 class V2Gaps:
     """ASGI middleware: versioned routes, body limit, binary-extension checks, JSON without Content-Type."""
 
-    def __init__(self, app, versions: dict[str, str], max_body: int, models: dict | None = None):
+    def __init__(self, app, versions: dict[str, str], max_body: int, models: dict | None = None,
+                 body_timeout: float = 10.0):  # fmt: skip
         self.app = app
         self.versions = versions  # model name -> the registry version this server answers for
-        self.max_body = max_body
+        self.max_body, self.body_timeout = max_body, body_timeout
         # Served models that answer REST themselves (`rest_answer`): their requests take the fast path.
         self.models = {n: m for n, m in (models or {}).items() if hasattr(m, "rest_answer")}
 
@@ -85,7 +93,14 @@ class V2Gaps:
             # The served version, or an unknown model (KServe's unversioned route then answers its own 404).
             plain = f"/v2/models/{name}{match['rest'] or ''}"
             scope = {**scope, "path": plain, "raw_path": plain.encode()}
-        if scope["method"] == "POST" and path.endswith("/infer"):
+        if scope["method"] == "GET" and scope["path"].count("/") == 3 and scope["path"].startswith("/v2/models/"):
+            model = self.models.get(scope["path"].split("/")[3])
+            if model is not None and model.ready:
+                body = orjson.dumps(model.metadata())
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                return await send({"type": "http.response.body", "body": body})
+        if scope["method"] in ("POST", "PUT", "PATCH"):
             headers = scope["headers"]
             found = {k.lower(): v for k, v in headers}
             length = found.get(b"content-length", b"0")
@@ -96,21 +111,28 @@ class V2Gaps:
                 logger.warning("rejected request: %s", problem)
                 self._count(path, "body_limit")
                 return await _error(send, 413, problem)
+            try:
+                body = await asyncio.wait_for(read_body(receive, self.max_body), self.body_timeout)
+            except TimeoutError:
+                problem = (f"the request body did not arrive within {self.body_timeout:g} s "
+                           "(PLATFORM_SERVE_BODY_TIMEOUT_S); send it whole")  # fmt: skip
+                logger.warning("rejected request: %s", problem)
+                self._count(path, "body_timeout")
+                return await _error(send, 408, problem, close=True)
+            if body is None:  # a chunked body (no Content-Length) that went over the limit
+                self._count(path, "body_limit")
+                return await _error(send, 413, f"request body is over the limit of {self.max_body >> 20} MiB")
+            receive = _replay(body, receive)
+        if scope["method"] == "POST" and path.endswith("/infer"):
             binary, ctype = found.get(BINARY_HEADER), found.get(b"content-type", b"").strip()
             model = self.models.get(scope["path"].split("/")[3]) if scope["path"].count("/") == 4 else None
             fast = model is not None and model.ready and (binary is not None or ctype in (b"", *JSON_TYPES))
-            if binary is not None or fast:
-                body = await read_body(receive, self.max_body)
-                if body is None:  # a chunked body (no Content-Length) that went over the limit
-                    self._count(path, "body_limit")
-                    return await _error(send, 413, f"request body is over the limit of {self.max_body >> 20} MiB")
-                if binary is not None and (problem := binary_problem(binary, body)):
-                    logger.warning("rejected request: %s", problem)
-                    self._count(path, "binary_body")
-                    return await _error(send, 400, problem)
-                if fast and await _answer_fast(model, body, binary, send):
-                    return None
-                receive = _replay(body, receive)
+            if binary is not None and (problem := binary_problem(binary, body)):
+                logger.warning("rejected request: %s", bounded(problem))
+                self._count(path, "binary_body")
+                return await _error(send, 400, problem)
+            if fast and await _answer_fast(model, body, binary, send):
+                return None
             if binary is None and not ctype:  # absent or empty
                 kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
                 scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
@@ -145,7 +167,7 @@ async def _answer_fast(model, body: bytes, binary: bytes | None, send) -> bool:
     except Exception as exc:  # noqa: BLE001 - every failure is answered in {"error"} form, never dropped
         status = status_of(exc)
         if status < 500:
-            logger.warning("rejected request: %s: %s", type(exc).__name__, exc)
+            logger.warning("rejected request: %s: %s", type(exc).__name__, bounded(str(exc)))
         else:
             logger.exception("inference failed")
         await _error(send, status, str(exc) if status < 500 else f"inference failed: {type(exc).__name__}")
@@ -223,9 +245,11 @@ def _replay(body: bytes, original):
     return receive
 
 
-async def _error(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _error(send, status: int, message: str, close: bool = False) -> None:
+    body = json.dumps({"error": bounded(message)}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # uvicorn closes the connection after an answer that says so
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -234,6 +258,7 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     message = f"malformed request body: {first.get('msg', 'invalid')} at {where}; expected a v2 inference request"
+    message = bounded(message)
     logger.warning("rejected request: %s", message)
     name = request.path_params.get("model_name", "")
     versions = getattr(request.app.state, "served_versions", {})
@@ -244,16 +269,18 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """FastAPI's own errors (unknown route, wrong method, unparsable body) in the same {"error"} shape."""
+    detail = bounded(str(exc.detail))
     if exc.status_code < 500:
-        logger.warning("rejected request: %s %s: %s", request.method, request.url.path, exc.detail)
-    return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+        logger.warning("rejected request: %s %s: %s", request.method, bounded(request.url.path, 200), detail)
+    return JSONResponse(status_code=exc.status_code, content={"error": detail}, headers=exc.headers)
 
 
-def extend(app: FastAPI, models: list, max_body: int) -> None:
+def extend(app: FastAPI, models: list, max_body: int, body_timeout: float = 10.0) -> None:
     """Install the middleware and the handlers on KServe's app, after KServe added its own middlewares (this one
     is then outside them) and before it starts serving."""
     versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
     app.state.served_versions = versions
-    app.add_middleware(V2Gaps, versions=versions, max_body=max_body, models={m.name: m for m in models})
+    app.add_middleware(V2Gaps, versions=versions, max_body=max_body, models={m.name: m for m in models},
+                       body_timeout=body_timeout)  # fmt: skip
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(StarletteHTTPException, _http_error)

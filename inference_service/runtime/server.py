@@ -31,6 +31,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from inference_service.runtime import metrics, rest
+from inference_service.runtime.bounded import message as bounded
 from inference_service.runtime.predictor import XGBoostPredictor
 from inference_service.runtime.rest import VersionNotServed
 from inference_service.runtime.revision_http import HEADER as REVISION_HEADER
@@ -42,10 +43,11 @@ class _VersionedServicer(InferenceServicer):
     """KServe's gRPC servicer ignores `model_version`; here it must name the served version (or be empty).
     As a revision it also names itself in the initial metadata and counts its inference calls."""
 
-    def __init__(self, *args, versions: dict[str, str], revision: str, **kwargs):
+    def __init__(self, *args, versions: dict[str, str], revision: str, models: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._versions = versions
         self._revision = revision
+        self._models = models or {}
 
     def _check(self, name: str, version: str) -> None:
         served = self._versions.get(name)
@@ -71,7 +73,13 @@ class _VersionedServicer(InferenceServicer):
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         self._check(request.name, request.version)
-        return await super().ModelMetadata(request, context)
+        answer = await super().ModelMetadata(request, context)
+        model = self._models.get(request.name)
+        if model is not None and hasattr(model, "metadata"):  # gRPC's message has no properties; REST has them
+            described = model.metadata()
+            answer.versions.extend(described["versions"])
+            answer.platform = described["platform"]
+        return answer
 
     async def ModelReady(self, request, context):  # noqa: N802
         self._check(request.name, request.version)
@@ -98,11 +106,17 @@ class _DisabledRepository(ModelRepositoryExtension):
 
 
 class LoadedDataPlane(DataPlane):
-    """Server readiness = every model this server was started with is loaded (stock kserve always says ready)."""
+    """Server readiness = every model this server was started with is loaded (stock kserve always says ready).
+    Server metadata lists the repository extension only when it is on (stock kserve always lists it)."""
 
-    def __init__(self, model_registry, expected: list[str]):
+    def __init__(self, model_registry, expected: list[str], repository_api: bool = False):
         super().__init__(model_registry=model_registry)
         self._expected = expected
+        self._repository_api = repository_api
+
+    def metadata(self) -> dict:
+        described = super().metadata()
+        return {**described, "extensions": ["model_repository_extension"] if self._repository_api else []}
 
     async def ready(self) -> bool:
         for name in self._expected:
@@ -135,12 +149,13 @@ class LoopbackModelServer(kserve_seam.SocketModelServer):
         self.revision, self.faults = revision, faults or Faults()
         self.reuse_port = reuse_port
         self._loopback_grpc = enable_grpc
+        self.repository_api = repository_api
         if not repository_api:
             self.model_repository_extension = _DisabledRepository(model_registry=self.registered_models)
 
     def start(self, models: list[kserve.Model]) -> None:
         # Built here: ModelServer.__init__ made a plain DataPlane and start() hands self.dataplane to the servers.
-        self.dataplane = LoadedDataPlane(self.registered_models, [m.name for m in models])
+        self.dataplane = LoadedDataPlane(self.registered_models, [m.name for m in models], self.repository_api)
         self._models = models
         self._versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
         super().start(models)
@@ -149,7 +164,8 @@ class LoopbackModelServer(kserve_seam.SocketModelServer):
         return _listen(self.host, self.http_port, self.reuse_port)
 
     def extend_app(self, app) -> None:
-        rest.extend(app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20)
+        rest.extend(app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20,
+                    body_timeout=settings.SERVE_BODY_TIMEOUT_S.get())  # fmt: skip
         if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
             app.add_middleware(Revision, revision=self.revision, faults=self.faults)
 
@@ -158,7 +174,8 @@ class LoopbackModelServer(kserve_seam.SocketModelServer):
             return None
 
         def servicer(data_plane, repository):
-            return _VersionedServicer(data_plane, repository, versions=self._versions, revision=self.revision)
+            return _VersionedServicer(data_plane, repository, versions=self._versions, revision=self.revision,
+                                      models={m.name: m for m in self._models})  # fmt: skip
 
         return kserve_seam.LoopbackGRPCServer(
             self.host, self.grpc_port, self.dataplane, self.model_repository_extension, servicer=servicer,
@@ -174,7 +191,8 @@ class _OneLineRejections(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, self.CLIENT_ERRORS):
-            record.msg, record.args, record.exc_info = f"rejected request: {type(exc).__name__}: {exc}", (), None
+            record.msg, record.args = f"rejected request: {type(exc).__name__}: {bounded(str(exc))}", ()
+            record.exc_info = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 

@@ -57,3 +57,14 @@ def test_a_raw_tensor_reads_back_as_numpy():
     tensor = InferInput("features", [2, 3], "FP32")
     kserve_seam.set_raw_tensor(tensor, rows.tobytes())
     need(np.array_equal(tensor.as_numpy(), rows), "InferInput._raw_data (read by as_numpy)")
+
+
+def test_the_grpc_error_interceptor_aborts_through_the_context_it_is_given():
+    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+
+    params = list(inspect.signature(ExceptionToStatusInterceptor.handle_exception).parameters)
+    need(params == ["self", "ex", "request_or_iterator", "context", "method_name"],
+         "ExceptionToStatusInterceptor.handle_exception(ex, request_or_iterator, context, method_name)")  # fmt: skip
+    need("await context.abort(StatusCode.INVALID_ARGUMENT, ex.reason)"
+         in inspect.getsource(ExceptionToStatusInterceptor.handle_exception),
+         "handle_exception's context.abort(INVALID_ARGUMENT, reason) for InvalidInput")  # fmt: skip

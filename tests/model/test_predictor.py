@@ -74,7 +74,14 @@ def test_bad_requests_raise_invalid_input(predictor, data, shape, kwargs, messag
         predictor.answer(_request(data, shape, **kwargs))
 
 
-@pytest.mark.parametrize(("data", "message"), [([1.0, None, 3.0, 4.0], "non-finite"), ([1.0, "x", 3.0, 4.0], "'x'")])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1.0, None, 3.0, 4.0], "non-finite"),
+        ([1.0, "x", 3.0, 4.0], "'x'"),
+        (["5.1", 3.5, 1.4, 0.2], "got '5.1'"),
+    ],
+)
 def test_json_nulls_and_strings_in_a_numeric_tensor_are_400s(predictor, data, message):
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
