@@ -1,11 +1,13 @@
-"""Benchmark: the platform's Spark ETL (local[2]) against DuckDB doing the same work on the same generated file.
+"""Benchmark: the platform's Spark ETL (local[2]) against single-node peers on the same generated file.
 
-Same work = read the raw CSV as lines, check every field against the contract (field count, missing, malformed,
-non-finite, range, label), quarantine duplicates of the row key, assign the hash-of-key split, write curated
-Parquet partitioned by split plus the quarantine. DuckDB is the single-node reference, limited to 2 threads like
+Engines: `spark` (the platform's ETL), `duckdb-mirror` (DuckDB doing the ETL's exact work as the ETL once planned
+it: lines, window sorts per key), `duckdb` and `polars` (natural: written as an expert would, etl_peers.py), and
+the `floor` (read the file, write it as Parquet: what no engine can skip). All are limited to 2 threads like
 local[2]. Each engine runs in a fresh process per repeat (timing starts once the engine is up, so JVM start-up is
-not counted; peak RSS covers the whole process tree, JVM included). Medians of the repeats are printed, with
-Spark / DuckDB ratios.
+not counted; peak RSS covers the whole process tree, JVM included). After each run the curated Parquet it wrote
+is read back and fingerprinted (rows per split, sum of row hashes, sum of a feature): every engine must have
+written the same rows. Medians of the repeats are printed, with ratios to the best natural peer and the floor.
+`--profile` writes Spark's event log and prints where its time went (per job and stage: spark_events.py).
 
     task bench:etl -- --rows 1000000 10000000 --repeats 3
 """
@@ -29,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+ENGINES = ("spark", "duckdb-mirror", "duckdb", "polars", "floor")
+NATURAL = ("duckdb", "polars")
+
+
 def _run_spark(raw: str, lake: str, contracts: str) -> dict:
     os.environ["PLATFORM_CONTRACTS_DIR"] = contracts
     from data_platform.etl import run_etl
@@ -37,7 +43,32 @@ def _run_spark(raw: str, lake: str, contracts: str) -> dict:
     get_session()  # start-up outside the timing
     start = time.monotonic()
     result = run_etl(raw, lake, "bench")
-    return {"seconds": time.monotonic() - start, "curated": result.rows_curated, "quarantined": result.rows_quarantined}
+    return {"seconds": time.monotonic() - start, "curated_dir": result.path}
+
+
+def _run_peer(engine: str, raw: str, out: str, contracts: str) -> dict:
+    import etl_peers
+
+    from data_platform.contract import load_contract
+
+    contract = load_contract(str(Path(contracts) / "bench.yaml"))
+    run = {"duckdb": etl_peers.duckdb_natural, "polars": etl_peers.polars_natural, "floor": etl_peers.floor}
+    return run[engine](contract, raw, out)
+
+
+def fingerprint(curated_dir: str) -> tuple:
+    """What every engine's curated Parquet must agree on: rows per split, sum of row hashes, sum of a feature.
+    Read per split directory (engines differ in whether the files repeat the partition column)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    splits, total, x00 = {}, 0, 0.0
+    for d in sorted(Path(curated_dir).glob("split=*")):
+        table = pads.dataset(str(d), format="parquet", partitioning=None).to_table(columns=["row_hash", "x00"])
+        splits[d.name.split("=", 1)[1]] = table.num_rows
+        total += sum(int(v) for v in table["row_hash"].to_pylist())
+        x00 += pc.sum(table["x00"]).as_py() or 0.0
+    return sum(splits.values()), tuple(sorted(splits.items())), total, round(x00, 2)
 
 
 def _duckdb_sql(contract, raw: str, out: str, cuts: tuple[int, int]) -> list[str]:
@@ -103,15 +134,19 @@ def _run_duckdb(raw: str, out: str, contracts: str) -> dict:
     start = time.monotonic()
     for sql in _duckdb_sql(contract, raw, out, split_cuts(0.15, 0.15)):
         con.execute(sql)
-    curated = con.execute("SELECT count(*) FROM checked WHERE reason IS NULL").fetchone()[0]
-    quarantined = con.execute("SELECT count(*) FROM checked WHERE reason IS NOT NULL").fetchone()[0]
-    return {"seconds": time.monotonic() - start, "curated": curated, "quarantined": quarantined}
+    return {"seconds": time.monotonic() - start, "curated_dir": f"{out}/curated"}
 
 
-def _measure(engine: str, raw: str, contracts: str) -> dict:
-    """One fresh process: its timing (from the child) and the peak RSS of its whole process tree (polled)."""
+def _measure(engine: str, raw: str, contracts: str, profile: bool = False) -> dict:
+    """One fresh process: its timing (from the child), the peak RSS of its whole process tree (polled), and the
+    fingerprint of the curated rows it wrote."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as out:
-        env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+        env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1",
+               "POLARS_MAX_THREADS": "2", "PYTHONPATH": str(Path(__file__).parent)}  # fmt: skip
+        if profile and engine == "spark":
+            Path(f"{out}/events").mkdir()
+            env["PYSPARK_SUBMIT_ARGS"] = (f"--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false "
+                                          f"--conf spark.eventLog.dir=file://{out}/events pyspark-shell")  # fmt: skip
         log = open(f"{out}/stderr.log", "w")  # noqa: SIM115 - closed below, after the child exits
         proc = subprocess.Popen([sys.executable, __file__, "--child", engine, raw, out, contracts], env=env,
                                 stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
@@ -140,7 +175,13 @@ def _measure(engine: str, raw: str, contracts: str) -> dict:
             # A JVM failure ends in stack frames; the cause is the first Error/Exception line.
             causes = [line for line in lines if ("Error" in line or "Exception" in line) and not line.startswith("\t")]
             raise SystemExit(f"{engine} run failed (exit {proc.returncode}):\n" + "\n".join(causes[:3] + lines[-5:]))
-        return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mb": peak / 2**20}
+        run = {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mb": peak / 2**20}
+        run["fingerprint"] = fingerprint(run["curated_dir"]) if run["curated_dir"] else None
+        if profile and engine == "spark":
+            from spark_events import summarize
+
+            run["profile"] = summarize(f"{out}/events")
+        return run
 
 
 def main() -> None:
@@ -150,6 +191,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=2)
     parser.add_argument("--defect-rate", type=float, default=0.01)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--profile", action="store_true", help="Spark's event log: time per job and stage")
     args = parser.parse_args()
     from data_platform.generate import generate
 
@@ -160,24 +203,41 @@ def main() -> None:
             size = Path(side["raw"]).stat().st_size / 2**20
             print(f"\n{rows:,} rows x {args.features} features, {size:.0f} MiB, {args.defect_rate:.0%} defects "
                   f"(generated in {time.monotonic() - start:.0f}s); {args.repeats} repeats, medians:")  # fmt: skip
-            results = {}
-            for engine in ("spark", "duckdb"):
-                runs = [_measure(engine, side["raw"], tmp) for _ in range(args.repeats)]
-                assert all(r["curated"] == side["good_rows"] for r in runs), (engine, runs, side["good_rows"])
+            results, prints = {}, set()
+            for engine in args.engines:
+                runs = [_measure(engine, side["raw"], tmp, args.profile) for _ in range(args.repeats)]
+                prints |= {r["fingerprint"] for r in runs if r["fingerprint"]}
+                assert all(r["fingerprint"] is None or r["fingerprint"][0] == side["good_rows"] for r in runs), (
+                    engine, runs, side["good_rows"])  # fmt: skip
                 seconds = statistics.median(r["seconds"] for r in runs)
                 rss = statistics.median(r["peak_rss_mb"] for r in runs)
                 results[engine] = (seconds, rss)
                 walls = ", ".join(f"{r['seconds']:.1f}s" for r in runs)
-                print(f"  {engine:7s} {rows / seconds:>12,.0f} rows/s  {seconds:7.1f} s  peak RSS {rss:7.0f} MiB  "
-                      f"(runs: {walls})")  # fmt: skip
-            (s_sec, s_rss), (d_sec, d_rss) = results["spark"], results["duckdb"]
-            print(f"  ratio   DuckDB is {s_sec / d_sec:.1f}x faster; Spark uses {s_rss / d_rss:.1f}x the memory")
+                print(f"  {engine:13s} {rows / seconds:>12,.0f} rows/s  {seconds:7.1f} s  peak RSS {rss:7.0f} MiB  "
+                      f"(runs: {walls})", flush=True)  # fmt: skip
+                for line in runs[-1].get("profile", []):
+                    print(f"      {line}")
+            assert len(prints) == 1, f"the engines wrote different curated rows: {prints}"
+            print(f"  curated rows identical across engines: {prints.pop()}")
+            natural = [e for e in NATURAL if e in results]
+            if "spark" in results and natural:
+                best = min(natural, key=lambda e: results[e][0])
+                line = f"  ratio   Spark / best natural peer ({best}): {results['spark'][0] / results[best][0]:.1f}x"
+                if "floor" in results:
+                    line += "; " + ", ".join(f"{e} / floor {results[e][0] / results['floor'][0]:.1f}x"
+                                             for e in results if e != "floor")  # fmt: skip
+                print(line)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         engine, raw, out, contracts = sys.argv[2:6]
-        run = _run_spark(raw, f"{out}/lake", contracts) if engine == "spark" else _run_duckdb(raw, out, contracts)
+        if engine == "spark":
+            run = _run_spark(raw, f"{out}/lake", contracts)
+        elif engine == "duckdb-mirror":
+            run = _run_duckdb(raw, out, contracts)
+        else:
+            run = _run_peer(engine, raw, out, contracts)
         print(json.dumps(run), flush=True)
     else:
         main()

@@ -1,23 +1,33 @@
-"""The contract as Spark column expressions: parse every raw record, give each bad one a reason, assign splits.
+"""The contract as Spark column expressions: parse every raw record once, give each bad one a reason, find the
+duplicates of the row key, assign splits.
 
-Every record keeps its raw text, so a quarantined row can be traced to the exact input line. All decisions are
-functions of one record (plus, for duplicates, of the records sharing its key), never of row order or
-partitioning: the same input gives the same curated rows and the same split however Spark schedules it.
+All decisions are functions of one record (plus, for duplicates, of the records sharing its key), never of row
+order or partitioning: the same input gives the same curated rows and the same split however Spark schedules it.
 Spark 4 runs in ANSI mode, where a plain cast of a malformed string raises, hence `try_cast` throughout.
+
+What makes it cheap: one projection computes everything a record needs (reason code, key hashes, digests, typed
+values) and is cached, so nothing is parsed twice and no filter is pushed below it (a pushed filter would
+re-evaluate the checks); reasons travel as small integer codes, not strings; the raw line is kept only for bad
+records; duplicates are found by one narrow aggregate (GROUP BY key hash: count, min and max of a record hash)
+instead of window sorts of whole records.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
+from pyspark import StorageLevel
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from data_platform.contract import Column, Contract
-from platform_core.errors import ConfigError, DataError
+from data_platform.inputs import RawInput
+from data_platform.spark import materialize
+from platform_core.errors import ConfigError
 
-# In order of precedence: a record gets the first reason that applies to it.
+# In order of precedence within a column (columns are checked in contract order; a record gets the first reason
+# that applies to it).
 REASONS = (
     "field_count",
     "missing_value",
@@ -31,6 +41,10 @@ REASONS = (
 SPLITS = ("train", "valid", "test")
 SPLIT_BUCKETS = 10_000
 KEY_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur inside a delimited field
+QUARANTINE_COLUMNS = ["source", "line", "raw_line", "reason", "column"]
+BLANK, HEADER = -1, -2  # codes of lines that are not records (dropped, but counted as lines)
+# Above this many rows a small table is joined by shuffle, not broadcast (duplicate keys, duplicate rows).
+BROADCAST_ROWS = 2_000_000
 _RANGE_OK = {
     "minimum": lambda v, b: v >= b,
     "maximum": lambda v, b: v <= b,
@@ -49,116 +63,228 @@ def split_cuts(valid: float, test: float) -> tuple[int, int]:
     return round(SPLIT_BUCKETS * (1 - valid - test)), round(SPLIT_BUCKETS * (1 - test))
 
 
-def read_records(spark: SparkSession, files: list[str], contract: Contract) -> DataFrame:
-    """Raw files -> one row per record: source, raw_line, and one trimmed string token per contract column."""
-    names = contract.names
-    if contract.input_format == "parquet":
-        frame = spark.read.parquet(*files)
-        missing = [n for n in names if n not in frame.columns]
-        if missing:
-            raise DataError(f"parquet input lacks contract columns {missing}", f"fix the input or {contract.path}")
-        return frame.select(
-            F.col("_metadata.file_path").alias("source"),
-            F.to_json(F.struct(*names)).alias("raw_line"),
-            F.lit(len(names)).alias("n_fields"),
-            *[F.trim(F.col(n).cast("string")).alias(f"{n}__tok") for n in names],
-        )
-    lines = spark.read.text(files).select(
-        F.col("_metadata.file_path").alias("source"),
-        F.regexp_replace("value", "\r$", "").alias("raw_line"),  # CRLF files
-    )
-    lines = lines.where(F.trim("raw_line") != "")  # blank lines (UCI files end with one) are not records
-    if contract.header:
-        lines = lines.where(F.col("raw_line") != contract.delimiter.join(names))
-    # Split once into a column: an expression reused per field would split each line once per column.
-    lines = lines.select("source", "raw_line", F.split("raw_line", re.escape(contract.delimiter), -1).alias("tokens"))
-    return lines.select(
-        "source",
-        "raw_line",
-        F.size("tokens").alias("n_fields"),
-        *[F.trim(F.get("tokens", i)).alias(f"{n}__tok") for i, n in enumerate(names)],
-    )
-
-
-def _typed(col: Column) -> SparkColumn:
-    tok = F.col(f"{col.name}__tok")
-    if col.type == "number":
-        return F.expr(f"try_cast(`{col.name}__tok` AS DOUBLE)")
-    if col.type == "integer":
-        return F.expr(f"try_cast(`{col.name}__tok` AS BIGINT)")
-    return tok
-
-
-def _column_checks(col: Column, label: str) -> list[tuple[SparkColumn, str]]:
-    """(failure condition, reason) for one column, in precedence order."""
-    tok, value = F.col(f"{col.name}__tok"), F.col(f"{col.name}__v")
-    missing = tok.isNull() | (tok == "")
-    checks = [(missing, "missing_value")] if col.required else []
-    present = ~missing
-    if col.numeric:
-        checks.append((present & value.isNull(), "malformed_number"))
-    if col.type == "number":
-        checks.append((F.isnan(value) | value.isin(float("inf"), float("-inf")), "non_finite"))
-    for key, bound in col.ranges:
-        checks.append((present & ~_RANGE_OK[key](value, F.lit(bound)), "out_of_range"))
-    if col.allowed is not None:
-        checks.append((present & ~tok.isin(*col.allowed), "unknown_label" if col.name == label else "invalid_value"))
-    return checks
-
-
-def validate(records: DataFrame, contract: Contract, valid: float, test: float) -> DataFrame:
-    """Records -> typed columns + reason (null: curated) + column + row_hash + split + digest of the raw record."""
-    cut_train, cut_valid = split_cuts(valid, test)
-    typed = records.select("*", *[_typed(c).alias(f"{c.name}__v") for c in contract.columns])
-    checks = [(F.col("n_fields") != len(contract.columns), "field_count", None)]
+def codes(contract: Contract) -> list[tuple[str, str | None]]:
+    """(reason, column) of every code: code k is entry k (0 is unused; codes start at 1)."""
+    out: list[tuple[str, str | None]] = [("", None), ("field_count", None)]
     for col in contract.columns:
-        checks += [(cond, reason, col.name) for cond, reason in _column_checks(col, contract.label)]
-    reason, column = F.when(checks[0][0], F.lit(checks[0][1])), F.when(checks[0][0], F.lit(checks[0][2]))
-    for cond, why, name in checks[1:]:
-        reason, column = reason.when(cond, F.lit(why)), column.when(cond, F.lit(name))
-    # The key as written (trimmed tokens): exactly reproducible by any other engine, unlike a float's text form.
-    key = F.concat_ws(KEY_SEPARATOR, *[F.coalesce(F.col(f"{n}__tok"), F.lit("")) for n in contract.key_columns])
-    record = F.concat_ws(KEY_SEPARATOR, *[F.coalesce(F.col(f"{n}__tok"), F.lit("")) for n in contract.names])
-    checked = typed.select("*", reason.alias("row_reason"), column.alias("column"), key.alias("key"),
-                           record.alias("record"))  # fmt: skip
-    # Duplicates are judged among valid records only. Exact copies (same tokens): keep one. Records that share a
-    # key but differ: there is no way to tell which is right, so all of them go to quarantine. Neither rule
-    # depends on which copy Spark sees first.
-    by_key = Window.partitionBy("key").orderBy(F.col("row_reason").isNotNull(), "raw_line", "source")
-    valid_record = F.when(F.col("row_reason").isNull(), F.xxhash64("record"))
-    by_key_all = Window.partitionBy("key")
-    conflict = F.min(valid_record).over(by_key_all) != F.max(valid_record).over(by_key_all)
-    duplicate = F.when(F.col("row_reason").isNull() & ((F.row_number().over(by_key) > 1) | conflict),
-                       F.lit("duplicate_key"))  # fmt: skip
-    row_hash = F.conv(F.substring(F.sha2("key", 256), 1, 15), 16, 10).cast("bigint")
-    bucket = F.pmod(row_hash, F.lit(SPLIT_BUCKETS))
-    split = F.when(bucket < cut_train, "train").when(bucket < cut_valid, "valid").otherwise("test")
-    index = F.array_position(F.array(*[F.lit(c) for c in contract.classes]), F.col(f"{contract.label}__tok")) - 1
-    # Only what the tallies and the two writes need: this is what gets cached.
-    return checked.select(
-        "source",
+        out += [(reason, col.name) for _, reason in _column_checks(col, contract.label)]
+    return [*out, ("duplicate_key", None)]
+
+
+def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, SparkColumn | None, list[SparkColumn]]:
+    """-> (frame with rid, raw_line, n_fields, expected fields; the not-a-record condition; one trimmed token per
+    contract column). Text is split once into an array, and each column takes its field from the position its
+    file's header gave it."""
+    if raw.frame is not None:  # parquet: columns by name already
+        names = [c.source for c in contract.columns]
+        toks = [F.trim(F.col(f"`{n}`").cast("string")).alias(f"t{i}") for i, n in enumerate(names)]
+        frame = raw.frame.select("rid", F.to_json(F.struct(*[F.col(f"`{n}`") for n in names])).alias("raw_line"), *toks)
+        width = len(names)
+        frame = frame.select("*", F.lit(width).alias("n_fields"), F.lit(width).alias("width"))
+        return frame, None, [F.col(f"t{i}") for i in range(width)]
+    # Spark's text reader already ends lines at \n, \r\n or \r: no CR is left to strip.
+    lines = raw.lines.select("rid", "file_path", F.col("value").alias("raw_line"))
+    layout = F.lit(0) if len(raw.layouts) == 1 else F.element_at(
+        F.array(*[F.lit(raw.layout_of[i]) for i in range(len(raw.files))]), raw.file_index(F.col("file_path")) + 1
+    )  # fmt: skip
+    lines = lines.select(
+        "rid",
         "raw_line",
-        *[f"{c.name}__v" for c in contract.columns],
-        index.cast("int").alias("class_index"),
-        "column",
-        F.coalesce("row_reason", duplicate).alias("reason"),
-        row_hash.alias("row_hash"),
-        split.alias("split"),
-        # Two independent 64-bit digests of the raw record; summed (as decimals: no overflow) they fingerprint a
-        # set of rows whatever its order. Only Spark needs to reproduce them, so its fast xxhash64 will do.
-        F.xxhash64("raw_line").cast("decimal(38,0)").alias("digest_a"),
-        F.xxhash64("raw_line", F.lit(1)).cast("decimal(38,0)").alias("digest_b"),
-    ).withColumn("column", F.when(F.col("reason") == "duplicate_key", F.lit(None)).otherwise(F.col("column")))
+        F.split("raw_line", _pattern(contract.delimiter), -1).alias("fields"),
+        layout.alias("layout"),
+    )
+
+    def per_layout(values: list[int]) -> SparkColumn:
+        if len(set(values)) == 1:
+            return F.lit(values[0])
+        return F.element_at(F.array(*[F.lit(v) for v in values]), F.col("layout") + 1)
+
+    width = per_layout([layout.width for layout in raw.layouts])
+    toks = [
+        F.trim(F.get("fields", per_layout([layout.positions[i] for layout in raw.layouts])))
+        for i in range(len(contract.columns))
+    ]
+    frame = lines.select("rid", "raw_line", F.size("fields").alias("n_fields"), width.alias("width"),
+                         *[t.alias(f"t{i}") for i, t in enumerate(toks)])  # fmt: skip
+    not_record = F.when(F.trim("raw_line") == "", F.lit(BLANK))
+    if raw.header_ids:
+        not_record = not_record.when(F.col("rid").isin(raw.header_ids), F.lit(HEADER))
+    return frame, not_record, [F.col(f"t{i}") for i in range(len(contract.columns))]
+
+
+def _pattern(delimiter: str) -> str:
+    """The delimiter as the regex Spark's split takes (one character: Java's split takes its fast path)."""
+    return "\\" + delimiter if delimiter in ".$|()[]{}^?*+\\" else delimiter
+
+
+def _typed(col: Column, i: int) -> SparkColumn:
+    """Token t<i> typed (SQL try_cast: Column.try_cast is PySpark 4 only, and the job also runs on Spark 3.5)."""
+    if col.type == "number":
+        return F.expr(f"try_cast(t{i} AS DOUBLE)")
+    if col.type == "integer":
+        return F.expr(f"try_cast(t{i} AS BIGINT)")
+    return F.col(f"t{i}")
+
+
+def _column_checks(col: Column, label: str, tok: SparkColumn | None = None,
+                   value: SparkColumn | None = None) -> list[tuple[SparkColumn | None, str]]:  # fmt: skip
+    """(failure condition, reason) for one column, in precedence order (conditions None when only the reasons
+    are asked for)."""
+    out: list[tuple[SparkColumn | None, str]] = []
+    if tok is None or value is None:
+        missing = present = None
+    else:
+        missing = tok.isNull() | (tok == "")
+        present = ~missing
+    if col.required:
+        out.append((missing, "missing_value"))
+    if col.numeric:
+        out.append((present & value.isNull() if present is not None else None, "malformed_number"))
+    if col.type == "number":
+        out.append((F.isnan(value) | value.isin(float("inf"), float("-inf")) if present is not None else None,
+                    "non_finite"))  # fmt: skip
+    for key, bound in col.ranges:
+        out.append((present & ~_RANGE_OK[key](value, F.lit(bound)) if present is not None else None, "out_of_range"))
+    if col.allowed is not None:
+        out.append((present & ~tok.isin(*col.allowed) if present is not None else None,
+                    "unknown_label" if col.name == label else "invalid_value"))  # fmt: skip
+    return out
+
+
+def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], None]]:
+    """Every raw line -> rid, code (null: a good record; > 0: the reason; < 0: not a record), the key's split
+    hash and a second 64-bit hash of it, a hash of the whole record, two digests of the raw line, the typed
+    values, the class index, and the raw line only where the record is bad. Computed once (the first action) and
+    kept: every later step reads it -> (that frame, a function freeing it)."""
+    frame, not_record, toks = _tokens(raw, contract)
+    typed = [_typed(c, i) for i, c in enumerate(contract.columns)]
+    frame = frame.select("*", *[v.alias(f"v{i}") for i, v in enumerate(typed)])
+    values = [F.col(f"v{i}") for i in range(len(typed))]
+    conditions = [F.col("n_fields") != F.col("width")]
+    for i, col in enumerate(contract.columns):
+        conditions += [cond for cond, _ in _column_checks(col, contract.label, toks[i], values[i])]
+    # One CASE: the first failing check gives the code, and the code gives both the reason and the column.
+    code = not_record
+    for k, cond in enumerate(conditions, start=1):
+        code = F.when(cond, F.lit(k)) if code is None else code.when(cond, F.lit(k))
+    index = {c.name: i for i, c in enumerate(contract.columns)}
+    key_toks = [F.coalesce(toks[index[n]], F.lit("")) for n in contract.key_columns]
+    # The key as written (trimmed tokens): its sha256 gives the split exactly as any other engine computes it.
+    row_hash = F.conv(F.substring(F.sha2(F.concat_ws(KEY_SEPARATOR, *key_toks), 256), 1, 15), 16, 10).cast("bigint")
+    # Whole record as key: key equality is record equality, so no record hash is needed.
+    record = F.lit(0).cast("long") if not contract.key else F.xxhash64(*[F.coalesce(t, F.lit("")) for t in toks])
+    label = toks[index[contract.label]]
+    # A CASE, not array_position(array(classes), label): a Column as the value needs PySpark 4, the cluster runs 3.5.
+    class_index = None
+    for i, name in enumerate(contract.classes):
+        hit = label == F.lit(name)
+        class_index = F.when(hit, F.lit(i)) if class_index is None else class_index.when(hit, F.lit(i))
+    class_index = class_index.otherwise(F.lit(-1))
+    frame = frame.select(
+        "rid",
+        code.alias("code"),
+        row_hash.alias("k1"),
+        F.xxhash64(*key_toks).alias("k2"),
+        record.alias("rec"),
+        # Two independent 64-bit digests of the raw record; summed they fingerprint a set of rows whatever its
+        # order (the content hash).
+        F.xxhash64("raw_line").alias("da"),
+        F.xxhash64("raw_line", F.lit(1)).alias("db"),
+        *values,
+        class_index.cast("int").alias("class_index"),
+        F.when(code.isNotNull(), F.col("raw_line")).alias("raw_line"),
+    )
+    return materialize(frame)
+
+
+def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> DataFrame | None:
+    """The good records that the duplicate rule quarantines: (rid, raw_line), or None when there are none.
+
+    Among good records sharing a key: exact copies (same tokens) keep one, the first by (raw line, file, line);
+    records that differ are all quarantined, since nothing says which is right. Found by one aggregate over
+    hashes; only the few records of repeated keys are then looked at, with their raw lines read again by id."""
+    good = parsed.where(F.col("code").isNull())
+    groups = (
+        good.groupBy("k1", "k2")
+        .agg(F.count("*").alias("n"), (F.min("rec") != F.max("rec")).alias("conflict"))
+        .where(F.col("n") > 1)
+        .drop("n")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    n_groups = groups.count()
+    if n_groups == 0:
+        groups.unpersist()
+        return None
+    members = good.select("rid", "k1", "k2").join(_small(groups, n_groups), ["k1", "k2"])
+    n_members = members.count()
+    # Persisted: both the keeper and the duplicates below read it (one rescan of the input, not two).
+    lines = source_lines(raw, contract).join(_small(members, n_members), "rid").persist(StorageLevel.MEMORY_AND_DISK)
+    file, _ = raw.file_and_line(F.col("rid"))
+    keep = (
+        lines.where(~F.col("conflict"))
+        .groupBy("k1", "k2")
+        .agg(F.min(F.struct(F.col("raw_line"), file.alias("file"), F.col("rid")))["rid"].alias("keep"))
+    )
+    dupes = (
+        lines.join(keep, ["k1", "k2"], "left")
+        .where(F.col("conflict") | (F.col("rid") != F.col("keep")))
+        .select("rid", "raw_line")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    dupes.count()
+    groups.unpersist()
+    lines.unpersist()
+    return dupes
+
+
+def source_lines(raw: RawInput, contract: Contract) -> DataFrame:
+    """(rid, raw_line) of every record, read again from the input: the same ids as the cached parse (the same
+    scan of the same files)."""
+    if raw.frame is not None:
+        return raw.frame.select("rid", F.to_json(F.struct(*[F.col(f"`{c.source}`") for c in contract.columns]))
+                                .alias("raw_line"))  # fmt: skip
+    return raw.lines.select("rid", F.col("value").alias("raw_line"))
+
+
+def _small(frame: DataFrame, rows: int) -> DataFrame:
+    return F.broadcast(frame) if rows <= BROADCAST_ROWS else frame
+
+
+def finalize(parsed: DataFrame, dupes: DataFrame | None, contract: Contract, cuts: tuple[int, int]) -> DataFrame:
+    """Records only (blank lines and headers dropped), with the duplicate rule applied and the split assigned."""
+    records = parsed.where(F.col("code").isNull() | (F.col("code") > 0))
+    if dupes is not None:
+        dup_code = len(codes(contract)) - 1
+        records = records.join(F.broadcast(dupes.withColumnRenamed("raw_line", "dup_line")), "rid", "left").select(
+            *[c for c in parsed.columns if c not in ("code", "raw_line")],
+            F.when(F.col("dup_line").isNotNull(), F.lit(dup_code)).otherwise(F.col("code")).alias("code"),
+            F.coalesce("raw_line", "dup_line").alias("raw_line"),
+        )
+    bucket = F.pmod(F.col("k1"), F.lit(SPLIT_BUCKETS))
+    split = F.when(bucket < cuts[0], "train").when(bucket < cuts[1], "valid").otherwise("test")
+    return records.withColumn("split", F.when(F.col("code").isNull(), split))
 
 
 def curated_columns(contract: Contract) -> list[SparkColumn]:
-    """The curated table: every contract column typed, the class index, the row hash and the split."""
+    """The curated table: every contract column typed (by its contract name), the class index, the row hash and
+    the split."""
     return [
-        *[F.col(f"{c.name}__v").alias(c.name) for c in contract.columns],
+        *[F.col(f"v{i}").alias(c.name) for i, c in enumerate(contract.columns)],
         "class_index",
-        "row_hash",
+        F.col("k1").alias("row_hash"),
         "split",
     ]
 
 
-QUARANTINE_COLUMNS = ["source", "raw_line", "reason", "column"]
+def quarantine_columns(raw: RawInput, contract: Contract) -> list[SparkColumn]:
+    """The quarantine table: source file, line number, raw line, reason, column (file and line looked up from
+    the row id, for these rows only)."""
+    names = codes(contract)
+    file, line = raw.file_and_line(F.col("rid"))
+    return [
+        F.element_at(F.array(*[F.lit(f) for f in raw.files]), file + 1).alias("source"),
+        line.cast("long").alias("line"),
+        "raw_line",
+        F.element_at(F.array(*[F.lit(r) for r, _ in names]), F.col("code") + 1).alias("reason"),
+        F.element_at(F.array(*[F.lit(c) for _, c in names]), F.col("code") + 1).alias("column"),
+    ]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from platform_core import settings
-from platform_core.progress import console, done, new_app, step
+from platform_core.progress import console, done, new_app, step, styled
 
 app = new_app(__doc__)
 
@@ -18,16 +18,19 @@ app = new_app(__doc__)
 @app.command()
 def raw(path: Annotated[str | None, typer.Option(help="Where to write the raw file")] = None) -> Path:
     """Write the sample dataset's raw file (UCI iris.data format) from the copy scikit-learn ships."""
-    from data_platform.raw import write_raw_iris
+    from data_platform.contract import load_contract, local_raw_path
+    from data_platform.raw import SAMPLE_DATASET, write_raw_iris
 
-    written = write_raw_iris(path or settings.raw_path())
+    written = write_raw_iris(path or local_raw_path(load_contract(SAMPLE_DATASET)))
     done(f"raw data: {written}")
     return written
 
 
 @app.command()
 def etl(
-    raw_path: Annotated[str | None, typer.Option(help="Raw input file/dir (default: PLATFORM_RAW_PATH)")] = None,
+    raw_path: Annotated[
+        str | None, typer.Option(help="Raw input file/dir (default: PLATFORM_RAW_PATH, else the contract's path)")
+    ] = None,
     lake: Annotated[str | None, typer.Option(help="Lake root (default: PLATFORM_LAKE_DIR)")] = None,
 ):
     """Spark ETL: raw files + contract -> a versioned curated dataset; bad rows quarantined with a reason."""
@@ -59,7 +62,7 @@ def versions(lake: Annotated[str | None, typer.Option(help="Lake root (default: 
     entries = list_versions(lake or settings.lake_dir(), dataset)
     for e in entries:
         if e.get("incomplete"):
-            table.add_row("", str(e["version"]), "[yellow]incomplete (run did not finish)[/]", *[""] * 5)
+            table.add_row("", str(e["version"]), styled("incomplete (run did not finish)", "yellow"), *[""] * 5)
             continue
         table.add_row("*" if e["latest"] else "", str(e["version"]), e["created_at"], str(e["rows_in"]),
                       str(e["rows_curated"]), "/".join(str(n) for n in e["rows_by_split"].values()),

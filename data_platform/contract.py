@@ -1,10 +1,11 @@
 """Data contracts: an ODCS v3 YAML file describes a dataset; everything downstream reads names from it.
 
 Only the subset of ODCS the ETL enforces is interpreted here (one schema object; properties with logicalType,
-required, primaryKey, logicalTypeOptions ranges, and an `invalidValues` quality rule with `validValues`). The
-things ODCS has no key for are contract-level customProperties (`label`, `maxQuarantineRate`) and the raw
-server's customProperties (`delimiter`, `header`). A contract that breaks a rule is rejected with one line
-naming the key, before Spark starts.
+physicalName, required, primaryKey, logicalTypeOptions ranges, and an `invalidValues` quality rule with
+`validValues`; the `raw` server's format and `path` or `location`). The things ODCS has no key for are
+contract-level customProperties (`label`, `maxQuarantineRate`) and the raw server's customProperties
+(`delimiter`, `header`, `extraColumns`). A contract that breaks a rule is rejected with one line naming the key,
+before Spark starts.
 """
 
 from __future__ import annotations
@@ -25,15 +26,22 @@ FORMATS = ("csv", "parquet")
 # Columns the ETL adds to the curated table; a contract may not use these names.
 RESERVED = ("class_index", "split", "row_hash")
 RANGE_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+EXTRA_COLUMNS = ("ignore", "refuse")  # what a header with columns the contract does not name gets
+SERVER_TYPES = ("local", "s3")
 
 
 @dataclass(frozen=True)
 class Column:
-    name: str
+    name: str  # an identifier: the curated table's and the model's name for the column
     type: str
     required: bool
     ranges: tuple[tuple[str, float], ...] = ()  # (ODCS range key, bound)
     allowed: tuple[str, ...] | None = None
+    physical: str = ""  # the source's name for it (ODCS physicalName; default: name), matched against a header
+
+    @property
+    def source(self) -> str:
+        return self.physical or self.name
 
     @property
     def numeric(self) -> bool:
@@ -54,6 +62,9 @@ class Contract:
     delimiter: str
     header: bool
     max_quarantine_rate: float
+    extra_columns: str = "ignore"
+    server_type: str = "local"
+    raw_location: str | None = None  # the raw server's `path` (local) or `location` (s3), as written
 
     @property
     def names(self) -> list[str]:
@@ -68,8 +79,50 @@ class Contract:
         """Model inputs: numeric columns that are neither the label nor part of a declared key."""
         return [c.name for c in self.columns if c.numeric and c.name != self.label and c.name not in self.key]
 
+    @property
+    def sources(self) -> list[str]:
+        """The source column names (header names, Parquet columns), in contract order."""
+        return [c.source for c in self.columns]
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+
+def local_raw_path(contract: Contract) -> str:
+    """The raw input of a local run: PLATFORM_RAW_PATH, else the contract's raw server (`path` relative to the
+    state dir, or absolute), else <state>/raw/<dataset>.data."""
+    if settings.RAW_PATH.is_set():
+        return settings.RAW_PATH.get()
+    location = contract.raw_location
+    if location is None:
+        return str(settings.state_dir() / "raw" / f"{contract.dataset}.data")
+    if contract.server_type == "s3" or _is_uri(location):
+        raise ConfigError(
+            f"the raw server of {contract.path} is {location}, which a local run cannot read",
+            "set PLATFORM_RAW_PATH to a local copy (or give the raw server a local `path`)",
+        )
+    path = Path(location).expanduser()
+    return str(path if path.is_absolute() else settings.state_dir() / path)
+
+
+def cluster_raw_path(contract: Contract, bucket: str) -> str:
+    """The raw input of the cluster ETL (s3a://): PLATFORM_K8S_RAW_PATH, else the raw server's s3 `location`, else
+    its relative `path` under `bucket` (the state dir's layout, raw/..., mirrored in the deployment's bucket)."""
+    if settings.K8S_RAW_PATH.is_set():
+        return settings.K8S_RAW_PATH.get()
+    location = contract.raw_location or f"raw/{contract.dataset}.data"
+    if _is_uri(location):
+        return "s3a://" + location.split("://", 1)[1]
+    if Path(location).is_absolute():
+        raise ConfigError(
+            f"the raw server of {contract.path} has the absolute local path {location}, which no cluster can read",
+            "give it a path relative to the state dir (it maps to the bucket) or an s3 location",
+        )
+    return f"s3a://{bucket}/{location.removeprefix('./')}"
+
+
+def _is_uri(location: str) -> bool:
+    return "://" in location
 
 
 def contract_path(dataset: str | None = None) -> Path:
@@ -129,11 +182,18 @@ def parse_contract(doc: Any, path: str, sha256: str = "") -> Contract:
     rate = custom.get("maxQuarantineRate", 0.05)
     check.that(isinstance(rate, int | float) and 0 <= rate <= 1, "customProperties.maxQuarantineRate",
                "must be a number between 0 and 1")  # fmt: skip
-    fmt, delimiter, header = _raw_server(check, doc.get("servers"))
+    server = _raw_server(check, doc.get("servers"))
+    sources = [c.source for c in columns]
+    dupes = sorted({n for n in sources if sources.count(n) > 1})
+    check.that(not dupes, "schema[0].properties", f"duplicate physical (source) names {dupes}")
+    if server["format"] == "csv":
+        bad = [n for n in sources if server["delimiter"] in n or n != n.strip(" ")]
+        check.that(not bad, "schema[0].properties", f"physical names {bad} contain the delimiter or edge spaces")
     contract = Contract(
         dataset=dataset, version=str(doc.get("version", "")), path=path, sha256=sha256, columns=columns,
-        label=label, classes=label_col.allowed, key=key, input_format=fmt, delimiter=delimiter, header=header,
-        max_quarantine_rate=float(rate),
+        label=label, classes=label_col.allowed, key=key, input_format=server["format"],
+        delimiter=server["delimiter"], header=server["header"], max_quarantine_rate=float(rate),
+        extra_columns=server["extra_columns"], server_type=server["type"], raw_location=server["location"],
     )  # fmt: skip
     check.that(contract.features, "schema[0].properties", "needs at least one numeric feature column")
     return contract
@@ -155,6 +215,9 @@ def _column(check: _Checker, i: int, prop: Any) -> Column:
     check.that(isinstance(name, str) and name.isidentifier(), f"{where}.name", f"must be an identifier, got {name!r}")
     where = f"schema[0].properties[{name}]"
     check.that(name not in RESERVED, f"{where}.name", f"is reserved for the ETL's own columns {list(RESERVED)}")
+    physical = prop.get("physicalName", "")
+    check.that(isinstance(physical, str) and (physical == "" or physical.strip()), f"{where}.physicalName",
+               f"must be the source column's name, got {physical!r}")  # fmt: skip
     kind = prop.get("logicalType")
     check.that(kind in TYPES, f"{where}.logicalType", f"must be one of {', '.join(TYPES)}, got {kind!r}")
     options = prop.get("logicalTypeOptions") or {}
@@ -177,7 +240,7 @@ def _column(check: _Checker, i: int, prop: Any) -> Column:
             check.that(len(set(map(str, values))) == len(values), f"{where}.quality[{j}].arguments.validValues",
                        "has duplicates")  # fmt: skip
             allowed = tuple(str(v) for v in values)
-    return Column(name, kind, bool(prop.get("required", False)), tuple(ranges), allowed)
+    return Column(name, kind, bool(prop.get("required", False)), tuple(ranges), allowed, physical)
 
 
 def _custom(check: _Checker, items: Any, where: str) -> dict[str, Any]:
@@ -192,11 +255,21 @@ def _custom(check: _Checker, items: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _raw_server(check: _Checker, servers: Any) -> tuple[str, str, bool]:
-    """The input format comes from the server named `raw` (ODCS `format`; delimiter/header as customProperties)."""
+def _raw_server(check: _Checker, servers: Any) -> dict[str, Any]:
+    """The input comes from the server named `raw`: ODCS `format`, `path` (type local) or `location` (type s3);
+    delimiter, header and extraColumns as its customProperties."""
     check.that(isinstance(servers, list), "servers", "must list a server named raw (the input files)")
     raw = next((s for s in servers if isinstance(s, dict) and s.get("server") == "raw"), None)
     check.that(raw is not None, "servers", "must list a server named raw (the input files)")
+    kind = raw.get("type", "local")
+    check.that(kind in SERVER_TYPES, "servers[raw].type", f"must be one of {', '.join(SERVER_TYPES)}, got {kind!r}")
+    field = "path" if kind == "local" else "location"
+    location = raw.get(field)
+    check.that(location is None or (isinstance(location, str) and location.strip()), f"servers[raw].{field}",
+               f"must be a path or URI, got {location!r}")  # fmt: skip
+    if kind == "s3":
+        check.that(str(location).startswith(("s3://", "s3a://")), "servers[raw].location",
+                   f"must be an s3:// URI, got {location!r}")  # fmt: skip
     fmt = raw.get("format")
     check.that(fmt in FORMATS, "servers[raw].format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     custom = _custom(check, raw.get("customProperties"), "servers[raw].customProperties")
@@ -205,4 +278,8 @@ def _raw_server(check: _Checker, servers: Any) -> tuple[str, str, bool]:
                "servers[raw].customProperties.delimiter", f"must be one character, got {delimiter!r}")  # fmt: skip
     header = custom.get("header", False)
     check.that(isinstance(header, bool), "servers[raw].customProperties.header", "must be true or false")
-    return fmt, delimiter, header
+    extra = custom.get("extraColumns", "ignore")
+    check.that(extra in EXTRA_COLUMNS, "servers[raw].customProperties.extraColumns",
+               f"must be one of {', '.join(EXTRA_COLUMNS)}, got {extra!r}")  # fmt: skip
+    return {"format": fmt, "delimiter": delimiter, "header": header, "extra_columns": extra, "type": kind,
+            "location": location}  # fmt: skip

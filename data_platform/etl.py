@@ -14,26 +14,29 @@ import argparse
 import glob
 import hashlib
 import json
+import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from data_platform import lake as lake_store
 from data_platform.checks import (
-    QUARANTINE_COLUMNS,
     REASONS,
     SPLITS,
+    codes,
     curated_columns,
-    read_records,
+    duplicates,
+    finalize,
+    parse,
+    quarantine_columns,
     split_cuts,
-    validate,
 )
-from data_platform.contract import Contract, load_contract
+from data_platform.contract import Contract, load_contract, local_raw_path
+from data_platform.inputs import display, open_input
 from data_platform.raw import SAMPLE_DATASET, write_raw_iris
 from data_platform.spark import get_session
 from platform_core import settings
@@ -43,6 +46,8 @@ from platform_core.errors import DataError, PlatformError
 # hash, so old versions are not mistaken for new ones.
 JOB_VERSION = "2"
 _CHUNK = 1 << 20
+_EXAMPLES = 3  # bad records quoted by the too-many-bad-rows error
+_QUOTED = 60  # characters of each one's raw line
 
 
 @dataclass
@@ -88,12 +93,14 @@ def _sources(files: list[str]) -> list[dict]:
 
 
 def _size_partitions(spark, files: list[str]) -> None:
-    """One shuffle partition per PLATFORM_SPARK_PARTITION_MB of local input, at least 4: the key window sorts
-    a partition at a time, and 4 of them ran out of a 2g heap at 10M rows. Remote inputs keep the session's."""
+    """Local inputs: shuffle partitions for what is shuffled, the key hashes (~1/5 of the raw bytes), one per
+    PLATFORM_SPARK_PARTITION_MB of it and at least one per core (a local run has no more workers than cores).
+    Remote inputs keep the session's (the cluster's sparkConf)."""
     if any(lake_store.is_remote(f) for f in files):
         return
-    size = sum(os.path.getsize(f) for f in files)
-    partitions = max(4, -(-size // (settings.SPARK_PARTITION_MB.get() << 20)))
+    shuffled = sum(os.path.getsize(f) for f in files) // 5
+    cores = spark.sparkContext.defaultParallelism
+    partitions = max(cores, -(-shuffled // (settings.SPARK_PARTITION_MB.get() << 20)))
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
 
 
@@ -103,13 +110,13 @@ def _hash(doc: dict) -> str:
 
 def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None = None, valid: float | None = None,
             test: float | None = None) -> EtlResult:  # fmt: skip
-    """The ETL stage: validate `raw` (default PLATFORM_RAW_PATH) against the dataset's contract and publish the
-    result under `lake` (default PLATFORM_LAKE_DIR); see the module doc. The sample dataset's raw file is written
-    first when its default path is empty."""
+    """The ETL stage: validate `raw` (default: PLATFORM_RAW_PATH, else the contract's raw server) against the
+    dataset's contract and publish the result under `lake` (default PLATFORM_LAKE_DIR); see the module doc. The
+    sample dataset's raw file is written first when its default path is empty."""
     start = time.monotonic()
     contract = load_contract(dataset)
     if raw is None:
-        raw = settings.raw_path()
+        raw = local_raw_path(contract)
         if contract.dataset == SAMPLE_DATASET and not Path(raw).exists():
             write_raw_iris(raw)
     lake = lake or settings.lake_dir()
@@ -119,25 +126,33 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
     files = source_files(raw)
     spark = get_session()
     _size_partitions(spark, files)
-    checked = validate(read_records(spark, files, contract), contract, valid, test)
-    # Spilled to disk rather than recomputed: counting, statistics and both writes reuse the parsed rows.
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    source = open_input(spark, files, contract)  # a header lacking contract columns fails here, before any row
+    parsed, release = parse(source, contract)  # the first action: every record parsed once, kept
+    dupes = None
     try:
-        tally = _tally(checked)
+        dupes = duplicates(parsed, source, contract)
+        records = finalize(parsed, dupes, contract, cuts)
+        tally = _tally(records, contract)
         rows_in = sum(t["rows"] for t in tally)
         if rows_in == 0:
             raise DataError(f"raw input {raw} has no records", "check the file and the contract's header setting")
-        by_reason = {r: sum(t["rows"] for t in tally if t["reason"] == r) for r in REASONS}
+        names = codes(contract)
+        by_reason = {r: sum(t["rows"] for t in tally if t["code"] is not None and names[t["code"]][0] == r)
+                     for r in REASONS}  # fmt: skip
         quarantined = sum(by_reason.values())
-        _check_quarantine_rate(contract, rows_in, quarantined, by_reason)
-        curated = checked.where(F.col("reason").isNull()).select(*curated_columns(contract))
-        by_split = {s: sum(t["rows"] for t in tally if t["reason"] is None and t["split"] == s) for s in SPLITS}
+        _check_quarantine_rate(contract, rows_in, quarantined, by_reason, records, source)
+        curated = records.where(F.col("code").isNull()).select(*curated_columns(contract))
+        by_split = {s: sum(t["rows"] for t in tally if t["code"] is None and t["split"] == s) for s in SPLITS}
         schema = [(f.name, f.dataType.simpleString()) for f in curated.schema.fields]
         content_hash = _hash({
             "job": JOB_VERSION, "schema": schema, "classes": contract.classes, "cuts": cuts,
-            "rows": sorted((t["split"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"] is None),
+            "rows": sorted((g, *v) for g, v in _sums(tally, lambda t: t["split"] if t["code"] is None else None)
+                           .items()),
         })  # fmt: skip
-        quarantine_hash = _hash(sorted((t["reason"], t["rows"], t["a"], t["b"]) for t in tally if t["reason"]))
+        quarantine_hash = _hash({
+            "columns": QUARANTINE_FORMAT,
+            "rows": sorted(_sums(tally, lambda t: names[t["code"]][0] if t["code"] is not None else None).items()),
+        })  # fmt: skip
         existing = lake_store.find_version(lake, contract.dataset, content_hash, quarantine_hash, spark)
         if existing:
             if not existing["latest"]:
@@ -147,7 +162,7 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
             version, reused = lake_store.next_version(lake, contract.dataset, spark), False
             vdir = lake_store.version_dir(lake, contract.dataset, version)
             curated.write.partitionBy("split").parquet(vdir)
-            checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.parquet(
+            records.where(F.col("code").isNotNull()).select(*quarantine_columns(source, contract)).write.parquet(
                 f"{vdir}/{lake_store.QUARANTINE}"
             )
             manifest = {
@@ -160,13 +175,15 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
                 "split": {"valid": valid, "test": test, "buckets": cuts, "by": "sha256(row key) mod 10000"},
                 "rows_in": rows_in, "rows_curated": rows_in - quarantined, "rows_quarantined": quarantined,
                 "rows_by_split": by_split, "quarantine_by_reason": by_reason,
-                "class_counts": _class_counts(curated, contract), "column_stats": _column_stats(curated, contract),
+                "class_counts": _class_counts(tally, contract), "column_stats": _column_stats(tally, contract),
                 "content_hash": content_hash, "quarantine_hash": quarantine_hash,
             }  # fmt: skip
             lake_store.write_text_atomic(f"{vdir}/{lake_store.MANIFEST}", json.dumps(manifest, indent=2), spark)
             lake_store.commit(lake, contract.dataset, manifest, spark)  # the commit point: last write of the run
     finally:
-        checked.unpersist()
+        release()
+        if dupes is not None:
+            dupes.unpersist()
     return EtlResult(
         dataset=contract.dataset, version=version, path=lake_store.version_dir(lake, contract.dataset, version),
         reused=reused, rows_in=rows_in, rows_curated=rows_in - quarantined, rows_quarantined=quarantined,
@@ -175,44 +192,94 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
     )  # fmt: skip
 
 
-def _tally(checked) -> list[dict]:
-    """Row counts and digest sums per (reason, split): at most 3 + 8 small rows reach the driver."""
-    rows = (
-        checked.groupBy("reason", "split")
-        .agg(F.count("*").alias("rows"), F.sum("digest_a").alias("a"), F.sum("digest_b").alias("b"))
-        .collect()
-    )
-    return [{**r.asDict(), "a": str(r["a"]), "b": str(r["b"])} for r in rows]
+# The quarantine table's columns are part of its hash: a version written before the line column existed is not
+# reused for the same input (its quarantine would lack the lines).
+QUARANTINE_FORMAT = ["source", "line", "raw_line", "reason", "column"]
 
 
-def _check_quarantine_rate(contract: Contract, rows_in: int, quarantined: int, by_reason: dict[str, int]) -> None:
+def _tally(records, contract: Contract) -> list[dict]:
+    """One aggregate over every record: rows and digest sums per (code, split, class), and for the good ones the
+    numeric columns' statistics. At most (codes x splits x classes) small rows reach the driver.
+
+    The 64-bit digests are summed as their high and low 32-bit halves (plain longs, no overflow below 2^31
+    rows): exact, and much cheaper than decimal sums."""
+    numeric = [i for i, c in enumerate(contract.columns) if c.numeric]
+    aggs = [F.count("*").alias("rows")]
+    for d in ("da", "db"):
+        aggs += [F.sum(F.shiftright(d, 32)).alias(f"{d}_hi"), F.sum(F.col(d).bitwiseAND(0xFFFFFFFF)).alias(f"{d}_lo")]
+    for i in numeric:
+        v = F.col(f"v{i}")
+        aggs += [F.min(v).alias(f"min{i}"), F.max(v).alias(f"max{i}"), F.count(v).alias(f"n{i}"),
+                 F.avg(v).alias(f"mean{i}"), F.var_samp(v).alias(f"var{i}")]  # fmt: skip
+    klass = F.when(F.col("code").isNull(), F.col("class_index")).alias("class_index")
+    rows = records.groupBy("code", "split", klass).agg(*aggs).collect()
+    out = []
+    for r in rows:
+        t = r.asDict()
+        t["a"] = (t.pop("da_hi") << 32) + t.pop("da_lo")
+        t["b"] = (t.pop("db_hi") << 32) + t.pop("db_lo")
+        out.append(t)
+    return out
+
+
+def _sums(tally: list[dict], group) -> dict:
+    """{group: (rows, sum a, sum b)} over the tally rows whose group is not None (a and b as decimal strings)."""
+    out: dict = {}
+    for t in tally:
+        g = group(t)
+        if g is not None:
+            rows, a, b = out.get(g, (0, 0, 0))
+            out[g] = (rows + t["rows"], a + t["a"], b + t["b"])
+    return {g: (rows, str(a), str(b)) for g, (rows, a, b) in out.items()}
+
+
+def _check_quarantine_rate(contract: Contract, rows_in: int, quarantined: int, by_reason: dict[str, int], records,
+                           source) -> None:  # fmt: skip
     rate = quarantined / rows_in
     if rate > contract.max_quarantine_rate:
         worst = ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items(), key=lambda rn: -rn[1]) if n)
+        first = records.where(F.col("code").isNotNull()).orderBy("rid").limit(_EXAMPLES)
+        examples = "; ".join(_example(r) for r in first.select(*quarantine_columns(source, contract)).collect())
         raise DataError(
             f"{quarantined} of {rows_in} records ({rate:.1%}) break the contract of {contract.dataset!r} ({worst}), "
-            f"above its maxQuarantineRate {contract.max_quarantine_rate:.1%}; nothing was published",
+            f"above its maxQuarantineRate {contract.max_quarantine_rate:.1%}; nothing was published; first: "
+            f"{examples}",
             f"fix the input (or, if it is really fine, raise maxQuarantineRate in {contract.path})",
         )
 
 
-def _class_counts(curated, contract: Contract) -> dict[str, dict[str, int]]:
+def _example(row) -> str:
+    """`file:line reason (column) 'raw line'`: the raw text quoted literally (repr), cut to a bounded length."""
+    name = display(row["source"]).rstrip("/").rsplit("/", 1)[-1]
+    text = row["raw_line"] or ""
+    quoted = repr(text[:_QUOTED]) + ("..." if len(text) > _QUOTED else "")
+    column = f" in {row['column']}" if row["column"] else ""
+    return f"{name}:{row['line']} {row['reason']}{column} {quoted}"
+
+
+def _class_counts(tally: list[dict], contract: Contract) -> dict[str, dict[str, int]]:
     counts = {s: dict.fromkeys(contract.classes, 0) for s in SPLITS}
-    for row in curated.groupBy("split", "class_index").count().collect():
-        counts[row["split"]][contract.classes[row["class_index"]]] = row["count"]
+    for t in tally:
+        if t["code"] is None:
+            counts[t["split"]][contract.classes[t["class_index"]]] += t["rows"]
     return counts
 
 
-def _column_stats(curated, contract: Contract) -> dict[str, dict]:
-    numeric = [c.name for c in contract.columns if c.numeric]
-    aggs = []
-    for n in numeric:
-        aggs += [F.min(n), F.max(n), F.avg(n), F.stddev(n), F.count(n)]
-    values = curated.agg(*aggs).first() if aggs else []
+def _column_stats(tally: list[dict], contract: Contract) -> dict[str, dict]:
+    """Min, max, mean, sample stddev and non-null count of each numeric column over the curated rows, merged from
+    the per-group moments (Chan's parallel formula, as Spark merges partial aggregates)."""
+    good = [t for t in tally if t["code"] is None]
     stats = {}
-    for i, n in enumerate(numeric):
-        lo, hi, mean, std, count = values[5 * i : 5 * i + 5]
-        stats[n] = {"min": lo, "max": hi, "mean": mean, "stddev": std, "non_null": count}
+    for i, col in enumerate(contract.columns):
+        if not col.numeric:
+            continue
+        parts = [(t[f"n{i}"], t[f"mean{i}"], t[f"var{i}"]) for t in good if t[f"n{i}"]]
+        n = sum(p[0] for p in parts)
+        mean = sum(k * m for k, m, _ in parts) / n if n else None
+        m2 = sum((v or 0.0) * (k - 1) + k * (m - mean) ** 2 for k, m, v in parts) if n else None
+        lows, highs = [t[f"min{i}"] for t in good if t[f"n{i}"]], [t[f"max{i}"] for t in good if t[f"n{i}"]]
+        stats[col.name] = {"min": min(lows, default=None), "max": max(highs, default=None), "mean": mean,
+                           "stddev": math.sqrt(m2 / (n - 1)) if n > 1 else None, "non_null": n}  # fmt: skip
     return stats
 
 

@@ -1,7 +1,11 @@
 """The ETL as a Stackable SparkApplication (spark-k8s operator), rendered from settings into a kustomize base.
 
 The driver runs the same module with the same arguments as the local run (`etl.job_args`); only the lake moves to
-`s3a://`. Values that differ per deployment (bucket, S3 host, region, image) are written as the name of the
+`s3a://`, and the raw input is the contract's raw server as the cluster sees it (`contract.cluster_raw_path`). The
+contracts come from a ConfigMap that kustomize generates from `contracts/` (`contracts/kustomization.yaml`, also
+rendered here), mounted into the driver and the executors: a new dataset needs no new image.
+
+Values that differ per deployment (bucket, S3 host, region, image) are written as the name of the
 platform-settings key that holds them: `manifests/components/wiring` copies the overlay's values over them at build
 time, so each deployment sets them once (its `platform.env`). S3 access is added by the cloud component: a Stackable
 SecretClass on IONOS (static keys, never in the manifest or in sparkConf), IRSA on AWS.
@@ -14,11 +18,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from data_platform.contract import cluster_raw_path, load_contract
 from data_platform.etl import job_args
+from data_platform.spark import CODEGEN_MAX_FIELDS, HUGE_METHOD_LIMIT, JIT_OPTIONS
 from platform_core import settings
 
 MANIFESTS = settings.REPO_ROOT / "manifests"
 OUT_DIR = MANIFESTS / "base" / "spark"
+CONTRACTS = settings.REPO_ROOT / "contracts"  # the repository's contracts: what the ConfigMap carries
+CONTRACTS_CONFIGMAP = "platform-contracts"
+CONTRACTS_MOUNT = "/etc/platform/contracts"
 VERSIONS = MANIFESTS / "versions.env"
 APP_ROOT = "/opt/platform"  # where the image holds the project (data_platform/, contracts/)
 S3_CONNECTION = "platform-lake"
@@ -64,11 +73,19 @@ def spark_application() -> dict:
     env = {
         "PYTHONPATH": APP_ROOT,
         "PLATFORM_PROFILE": "cluster",
-        "PLATFORM_CONTRACTS_DIR": f"{APP_ROOT}/contracts",
+        "PLATFORM_CONTRACTS_DIR": CONTRACTS_MOUNT,
         "PLATFORM_SPLIT_VALID": str(settings.SPLIT_VALID.get()),
         "PLATFORM_SPLIT_TEST": str(settings.SPLIT_TEST.get()),
     }
-    raw, lake = in_bucket(settings.K8S_RAW_PATH.get()), in_bucket(settings.K8S_LAKE.get())
+    contract = load_contract(CONTRACTS / f"{dataset}.yaml")
+    raw, lake = in_bucket(cluster_raw_path(contract, BUCKET)), in_bucket(settings.K8S_LAKE.get())
+
+    def mounts():
+        return [{"name": "contracts", "mountPath": CONTRACTS_MOUNT, "readOnly": True}]
+
+    def jvm():  # generated code with huge methods must be JIT-compiled (see data_platform.spark)
+        return {"add": [JIT_OPTIONS]}
+
     return {
         "apiVersion": "spark.stackable.tech/v1alpha1",
         "kind": "SparkApplication",
@@ -81,12 +98,28 @@ def spark_application() -> dict:
             "s3connection": {"reference": S3_CONNECTION},
             "env": [{"name": k, "value": v} for k, v in env.items()],
             # Spark 3.5 defaults ANSI off; the job is written (and tested locally) for Spark 4's ANSI semantics.
-            "sparkConf": {"spark.sql.shuffle.partitions": "8", "spark.sql.ansi.enabled": "true"},
-            "driver": {"config": {"resources": {"cpu": {"min": "1", "max": "2"}, "memory": {"limit": "2Gi"}}}},
+            "sparkConf": {
+                "spark.sql.shuffle.partitions": "8",
+                "spark.sql.ansi.enabled": "true",
+                "spark.sql.codegen.maxFields": CODEGEN_MAX_FIELDS,
+                "spark.sql.codegen.hugeMethodLimit": HUGE_METHOD_LIMIT,
+            },  # fmt: skip
+            "volumes": [{"name": "contracts", "configMap": {"name": CONTRACTS_CONFIGMAP}}],
+            "driver": {
+                "config": {
+                    "resources": {"cpu": {"min": "1", "max": "2"}, "memory": {"limit": "2Gi"}},
+                    "volumeMounts": mounts(),
+                },
+                "jvmArgumentOverrides": jvm(),
+            },  # fmt: skip
             "executor": {
                 "replicas": 2,
-                "config": {"resources": {"cpu": {"min": "1", "max": "2"}, "memory": {"limit": "4Gi"}}},
-            },
+                "config": {
+                    "resources": {"cpu": {"min": "1", "max": "2"}, "memory": {"limit": "4Gi"}},
+                    "volumeMounts": mounts(),
+                },
+                "jvmArgumentOverrides": jvm(),
+            },  # fmt: skip
         },
     }
 
@@ -95,7 +128,21 @@ def kustomization() -> dict:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["s3connection.yaml", "sparkapplication.yaml"],
+        # contracts/ holds its own kustomization: kustomize reads files only below a kustomization's root.
+        "resources": ["../../../contracts", "s3connection.yaml", "sparkapplication.yaml"],
+    }
+
+
+def contracts_kustomization(contracts: Path = CONTRACTS) -> dict:
+    """The ConfigMap of every contract in `contracts` (one key per file). A stable name: the SparkApplication, a
+    custom resource, refers to it, and kustomize rewrites hashed names only in the kinds it knows."""
+    files = sorted(p.name for p in contracts.glob("*.yaml") if p.name != "kustomization.yaml")
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "configMapGenerator": [
+            {"name": CONTRACTS_CONFIGMAP, "options": {"disableNameSuffixHash": True}, "files": files}
+        ],  # fmt: skip
     }
 
 
@@ -109,10 +156,17 @@ def rendered() -> dict[str, str]:
     return {name: HEADER + yaml.safe_dump(doc, sort_keys=False) for name, doc in docs.items()}
 
 
-def write_manifests(out: Path = OUT_DIR) -> list[Path]:
+def rendered_contracts() -> str:
+    """contracts/kustomization.yaml, exactly as `write_manifests` writes it."""
+    header = "# Rendered by `task etl:render-k8s` from the contracts in this directory: add one, re-render.\n"
+    return header + yaml.safe_dump(contracts_kustomization(), sort_keys=False)
+
+
+def write_manifests(out: Path = OUT_DIR, contracts: Path = CONTRACTS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in rendered().items():
         (out / name).write_text(text)
         written.append(out / name)
-    return written
+    (contracts / "kustomization.yaml").write_text(rendered_contracts())
+    return [*written, contracts / "kustomization.yaml"]

@@ -50,29 +50,51 @@ def split_of(key: str, cuts: tuple[int, int]) -> str:
     return "train" if bucket < cuts[0] else "valid" if bucket < cuts[1] else "test"
 
 
-def expected(contract: Contract, text: str, cuts: tuple[int, int]) -> tuple[dict[str, tuple], dict[str, int]]:
-    """-> ({key: (record tokens, split)} of curated rows, {reason: count} of quarantined ones)."""
-    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip(" ")]
+def _layout(contract: Contract, header: str) -> tuple[list[int], int]:
+    """Line 1 of a file with a header -> (field index of each contract column, fields per record)."""
+    names = [h.strip(" ") for h in header.split(contract.delimiter)]
+    names[0] = names[0].lstrip("\ufeff")
+    sources = [c.physical or c.name for c in contract.columns]
+    return [names.index(n) for n in sources], len(names)
+
+
+def expected_rows(contract: Contract, text: str, cuts: tuple[int, int]) -> tuple[dict[str, tuple], list[tuple]]:
+    """-> ({key: (record tokens in contract order, split)} of curated rows, [(line number, reason)] of quarantined
+    ones). Only line 1 is a header (when the contract says so); blank lines count as lines but are no records."""
+    numbered = [(i + 1, line.rstrip("\r")) for i, line in enumerate(text.split("\n"))]
     if contract.header:
-        lines = [line for line in lines if line != contract.delimiter.join(contract.names)]
-    reasons: dict[str, int] = {}
+        positions, width = _layout(contract, numbered[0][1])
+        numbered = numbered[1:]
+    else:
+        positions, width = list(range(len(contract.columns))), len(contract.columns)
+    quarantined: list[tuple] = []
     by_key: dict[str, list[tuple]] = {}
     key_idx = [contract.names.index(n) for n in contract.key_columns]
-    for line in lines:
-        fields = line.split(contract.delimiter)
-        reason = _row_reason(contract, fields)
-        if reason:
-            reasons[reason] = reasons.get(reason, 0) + 1
+    for number, line in numbered:
+        if not line.strip(" "):
             continue
-        tokens = tuple(f.strip(" ") for f in fields)
-        by_key.setdefault("\x1f".join(tokens[i] for i in key_idx), []).append(tokens)
+        raw = line.split(contract.delimiter)
+        reason = "field_count" if len(raw) != width else _row_reason(contract, [raw[p] for p in positions])
+        if reason:
+            quarantined.append((number, reason))
+            continue
+        tokens = tuple(raw[p].strip(" ") for p in positions)
+        by_key.setdefault("\x1f".join(tokens[i] for i in key_idx), []).append((tokens, line, number))
     curated = {}
     for key, records in by_key.items():
-        if len(set(records)) == 1:
-            curated[key] = (records[0], split_of(key, cuts))
-            dupes = len(records) - 1
+        if len({tokens for tokens, _, _ in records}) == 1:
+            kept = min(records, key=lambda r: (r[1], r[2]))  # exact copies: the first by (raw line, line) stays
+            curated[key] = (kept[0], split_of(key, cuts))
+            quarantined += [(number, "duplicate_key") for _, _, number in records if number != kept[2]]
         else:
-            dupes = len(records)
-        if dupes:
-            reasons["duplicate_key"] = reasons.get("duplicate_key", 0) + dupes
+            quarantined += [(number, "duplicate_key") for _, _, number in records]
+    return curated, sorted(quarantined)
+
+
+def expected(contract: Contract, text: str, cuts: tuple[int, int]) -> tuple[dict[str, tuple], dict[str, int]]:
+    """-> ({key: (record tokens, split)} of curated rows, {reason: count} of quarantined ones)."""
+    curated, quarantined = expected_rows(contract, text, cuts)
+    reasons: dict[str, int] = {}
+    for _, reason in quarantined:
+        reasons[reason] = reasons.get(reason, 0) + 1
     return curated, reasons

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_platform.contract import load_contract, parse_contract
+from data_platform.contract import cluster_raw_path, load_contract, local_raw_path, parse_contract
 from data_platform.generate import contract_doc
 from platform_core import settings
 from platform_core.errors import ConfigError
@@ -100,3 +100,51 @@ def test_cli_shows_a_bad_contract_as_one_line(tmp_path):
                          env=env, timeout=120)  # fmt: skip
     assert run.returncode == 1
     assert "kind must be DataContract" in run.stderr and "Traceback" not in run.stderr + run.stdout
+
+
+def test_physical_names_map_source_columns_and_stay_out_of_the_curated_names():
+    doc = _iris()
+    _prop(doc, "petal_width")["physicalName"] = "petal width (cm)"
+    doc["servers"][0]["customProperties"].append({"property": "extraColumns", "value": "refuse"})
+    contract = parse_contract(doc, "c.yaml")
+    assert contract.names[3] == "petal_width" and contract.sources[3] == "petal width (cm)"
+    assert contract.extra_columns == "refuse"
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda d: _prop(d, "petal_width").update(physicalName=3), "properties[petal_width].physicalName"),
+        (lambda d: _prop(d, "petal_width").update(physicalName="a,b"), "contain the delimiter"),
+        (lambda d: _prop(d, "petal_width").update(physicalName="sepal_length"), "duplicate physical"),
+        (lambda d: d["servers"][0]["customProperties"].append({"property": "extraColumns", "value": "drop"}),
+         "customProperties.extraColumns"),
+        (lambda d: d["servers"][0].update(type="s3", location="raw/iris.data"), "servers[raw].location"),
+        (lambda d: d["servers"][0].update(type="ftp"), "servers[raw].type"),
+    ],
+    ids=["physicalName not a string", "delimiter in name", "physical name twice", "extraColumns", "s3 not a URI",
+         "server type"],
+)  # fmt: skip
+def test_bad_mapping_or_server_is_rejected_naming_the_key(change, key):
+    with pytest.raises(ConfigError) as err:
+        parse_contract(_broken(change), "bad.yaml")
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_raw_path_comes_from_the_contract_unless_a_setting_overrides_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    for name in ("PLATFORM_RAW_PATH", "PLATFORM_K8S_RAW_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    iris = load_contract()
+    assert local_raw_path(iris) == str(tmp_path / "raw" / "iris.data")  # servers[raw].path, under the state dir
+    assert cluster_raw_path(iris, "bkt") == "s3a://bkt/raw/iris.data"  # the same layout in the bucket
+    s3 = _iris()
+    s3["servers"][0] = {**s3["servers"][0], "type": "s3", "location": "s3://data/exports/iris/"}
+    s3.pop("path", None)
+    on_s3 = parse_contract(s3, "c.yaml")
+    assert cluster_raw_path(on_s3, "bkt") == "s3a://data/exports/iris/"
+    with pytest.raises(ConfigError, match="set PLATFORM_RAW_PATH"):
+        local_raw_path(on_s3)
+    monkeypatch.setenv("PLATFORM_RAW_PATH", "/data/iris.csv")
+    monkeypatch.setenv("PLATFORM_K8S_RAW_PATH", "s3a://other/iris.csv")
+    assert (local_raw_path(on_s3), cluster_raw_path(iris, "bkt")) == ("/data/iris.csv", "s3a://other/iris.csv")

@@ -12,10 +12,13 @@ import pytest
 
 from data_platform import lake as lake_store
 from data_platform.checks import split_cuts
+from data_platform.contract import load_contract
 from data_platform.etl import run_etl
+from data_platform.generate import generate
 from ml_platform.dataset import load_splits
 from platform_core.errors import DataError
-from tests.data.oracle import expected
+from tests.data.conftest import reshape
+from tests.data.oracle import expected, expected_rows
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +35,12 @@ def test_every_injected_defect_is_quarantined_with_its_reason_and_no_good_row_is
     assert first_run.quarantine_by_reason == side["defects"]
     assert all(n == 30 for n in side["defects"].values())
     assert first_run.rows_in == side["rows"] and first_run.rows_curated == side["good_rows"]
-    lines = synth["raw"].read_text().split("\n")[1:]  # header off
+    lines = synth["raw"].read_text().split("\n")[1:]  # header off: record i is on line i + 2
     quarantine = pd.read_parquet(f"{first_run.path}/{lake_store.QUARANTINE}")
-    got = sorted(zip(quarantine["raw_line"], quarantine["reason"], strict=True))
-    want = sorted((lines[i], kind) for kind, rows in side["rows_with_defect"].items() for i in rows)
+    got = sorted(zip(quarantine["line"], quarantine["raw_line"], quarantine["reason"], strict=True))
+    want = sorted((i + 2, lines[i], kind) for kind, rows in side["rows_with_defect"].items() for i in rows)
     assert got == want
+    assert set(quarantine["source"]) == {synth["raw"].resolve().as_uri().replace("file:///", "file:/")}
     manifest = lake_store.read_manifest(synth["lake"], "synth")
     assert manifest["quarantine_by_reason"] == {**dict.fromkeys(manifest["quarantine_by_reason"], 0), **side["defects"]}
     assert manifest["rows_in"] == manifest["rows_curated"] + manifest["rows_quarantined"]
@@ -46,6 +50,9 @@ def test_curated_rows_and_splits_match_an_independent_oracle_row_for_row(synth, 
     contract = synth["contract"]
     want, reasons = expected(contract, synth["raw"].read_text(), split_cuts(0.15, 0.15))
     assert reasons == synth["sidecar"]["defects"]
+    _, lines = expected_rows(contract, synth["raw"].read_text(), split_cuts(0.15, 0.15))
+    quarantine = pd.read_parquet(f"{first_run.path}/{lake_store.QUARANTINE}")
+    assert sorted(zip(quarantine["line"], quarantine["reason"], strict=True)) == lines
     got = _curated(first_run.path)
     assert len(got) == len(want)
     for row in got.itertuples(index=False):
@@ -85,11 +92,17 @@ def test_rerun_and_reordered_input_give_the_same_hash_and_reuse_the_version(synt
 def test_a_batch_of_noise_fails_and_publishes_nothing(spark, synth, first_run, tmp_path):
     rng = random.Random(7)
     noise = tmp_path / "noise.data"
-    noise.write_text("\n".join(";".join(str(rng.random()) for _ in range(rng.randint(2, 9))) for _ in range(300)))
+    rows = [";".join(str(rng.random()) for _ in range(rng.randint(2, 9))) for _ in range(300)]
+    noise.write_text("\n".join([";".join(synth["contract"].names), *rows]))
     before = sorted(p.name for p in Path(lake_store.dataset_root(synth["lake"], "synth")).iterdir())
     with pytest.raises(DataError, match="above its maxQuarantineRate 10.0%; nothing was published") as err:
         run_etl(str(noise), synth["lake"], str(synth["contract"].path))
     assert "\n" not in str(err.value)
+    # The first bad records, with file:line, reason and the raw text quoted literally (cut to a bounded length).
+    first = [r for r in rows[:3]]
+    examples = str(err.value).split("; first: ")[1].split(" — ")[0].split("; ")
+    assert [e.split(" ")[0] for e in examples] == ["noise.data:2", "noise.data:3", "noise.data:4"]
+    assert all(repr(r[:60]) in e for r, e in zip(first, examples, strict=True))
     assert sorted(p.name for p in Path(lake_store.dataset_root(synth["lake"], "synth")).iterdir()) == before
     assert lake_store.read_pointer(synth["lake"], "synth")["version"] == first_run.version
 
@@ -176,3 +189,85 @@ def test_lake_protocol_through_sparks_filesystem_as_on_s3a(spark, synth, first_r
     (tmp_path / "curated" / "x" / "v=3").mkdir()
     assert lake_store.next_version(other, "x", spark) == 4
     assert lake_store.gc(other, "x", keep=1, spark=spark) == []  # incomplete and newest: kept
+
+
+def test_header_maps_columns_by_name_in_any_order_per_file(spark, synth, first_run, tmp_path):
+    """Two files, each with its own column order, a non-identifier header name (physicalName) and an extra
+    column: the same curated rows as the contract-ordered original. A data row equal to the header text on a
+    later line is a record (quarantined), never dropped as a header."""
+    orders = [["target", "x03", "id", "x05", "x00", "x01", "x02", "x04"],
+              ["x05", "x04", "x03", "x02", "x01", "x00", "id", "target"]]  # fmt: skip
+    raw, contract_path = reshape(synth, tmp_path, orders, {"x03": "od280/od315_of_diluted_wines"})
+    part = raw / "part-0.csv"
+    lines = part.read_text().split("\n")
+    part.write_text("\n".join([*lines[:49], lines[0], *lines[49:]]))  # line 50: the header's text again
+    result = run_etl(str(raw), str(tmp_path / "lake"), str(contract_path))
+    defects = synth["sidecar"]["defects"]
+    assert result.quarantine_by_reason == {**defects, "malformed_number": defects["malformed_number"] + 1}
+    names = [*synth["contract"].names, "class_index", "row_hash", "split"]
+    got, want = _curated(result.path)[names], _curated(first_run.path)[names]
+    pd.testing.assert_frame_equal(got.sort_values("id").reset_index(drop=True),
+                                  want.sort_values("id").reset_index(drop=True))  # fmt: skip
+    quarantine = pd.read_parquet(f"{result.path}/{lake_store.QUARANTINE}")
+    assert quarantine[quarantine["line"] == 50]["raw_line"].tolist() == [lines[0]]
+    contract = load_contract(contract_path)
+    for f in sorted(raw.iterdir()):  # lines and reasons per file, duplicates aside (they may span files)
+        _, want_lines = expected_rows(contract, f.read_text(), split_cuts(0.15, 0.15))
+        mine = quarantine[quarantine["source"].str.endswith(f.name) & (quarantine["reason"] != "duplicate_key")]
+        assert sorted(zip(mine["line"], mine["reason"], strict=True)) == [w for w in want_lines
+                                                                          if w[1] != "duplicate_key"]  # fmt: skip
+
+
+def test_a_header_lacking_a_contract_column_fails_before_any_row_is_read(spark, synth, tmp_path):
+    orders = [["target", "id", "x05", "x00", "x01", "x02", "x04"]]  # no x03
+    raw, contract_path = reshape(synth, tmp_path, orders, {})
+    jobs = set(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    with pytest.raises(DataError, match=r"part-0.csv: the header lacks contract column\(s\) \['x03'\]") as err:
+        run_etl(str(raw), str(tmp_path / "lake"), str(contract_path))
+    assert "\n" not in str(err.value) and "physicalName" in str(err.value)
+    assert set(spark.sparkContext.statusTracker().getJobIdsForGroup()) == jobs, "a Spark job ran"
+
+
+def test_extra_columns_are_refused_when_the_contract_says_so(spark, synth, tmp_path):
+    orders = [synth["contract"].names]
+    raw, contract_path = reshape(synth, tmp_path, orders, {}, extra="comment", extraColumns="refuse")
+    with pytest.raises(DataError, match=r"has column\(s\) \['comment'\] the contract does not name"):
+        run_etl(str(raw), str(tmp_path / "lake"), str(contract_path))
+
+
+def test_parquet_input_by_column_name_with_row_numbers(spark, tmp_path):
+    """Parquet columns by name (physicalName too), in any order, extra ones ignored; a bad row's line is its
+    row number in its file."""
+    side = generate(tmp_path / "src.data", tmp_path / "src", "pq", rows=300, features=3, classes=2,
+                    defect_rate=0.0, seed=2)  # fmt: skip
+    frame = pd.read_csv(side["raw"], dtype=str)
+    frame.loc[6, "x01"] = "abc"  # row 7 of the file
+    frame = frame.rename(columns={"x02": "x 2"})[["target", "x 2", "id", "x01", "x00"]].assign(extra="e")
+    (tmp_path / "in").mkdir()
+    frame.to_parquet(tmp_path / "in" / "part-0.parquet", index=False)
+    import yaml
+
+    doc = yaml.safe_load(Path(side["contract"]).read_text())
+    doc["servers"][0] = {"server": "raw", "type": "local", "format": "parquet", "path": "in"}
+    next(p for p in doc["schema"][0]["properties"] if p["name"] == "x02")["physicalName"] = "x 2"
+    contract = tmp_path / "pq.yaml"
+    contract.write_text(yaml.safe_dump(doc))
+    result = run_etl(str(tmp_path / "in"), str(tmp_path / "lake"), str(contract))
+    assert (result.rows_in, result.quarantine_by_reason) == (300, {"malformed_number": 1})
+    quarantine = pd.read_parquet(f"{result.path}/{lake_store.QUARANTINE}")
+    assert quarantine[["line", "reason", "column"]].values.tolist() == [[7, "malformed_number", "x01"]]
+    assert list(_curated(result.path).columns[:4]) == ["id", "x00", "x01", "x02"]
+
+
+def test_the_contracts_raw_server_path_is_the_input_unless_platform_raw_path_says_otherwise(spark, tmp_path,
+                                                                                           monkeypatch):  # fmt: skip
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("PLATFORM_RAW_PATH", raising=False)
+    side = generate(tmp_path / "state" / "raw" / "srv.data", tmp_path, "srv", rows=200, features=2, classes=2,
+                    defect_rate=0.0)  # fmt: skip  # the generated contract's path: raw/srv.data
+    first = run_etl(None, str(tmp_path / "lake"), side["contract"])
+    assert first.rows_in == 200
+    other = generate(tmp_path / "elsewhere.data", tmp_path / "other", "srv", rows=120, features=2, classes=2,
+                     defect_rate=0.0, seed=9)  # fmt: skip
+    monkeypatch.setenv("PLATFORM_RAW_PATH", other["raw"])
+    assert run_etl(None, str(tmp_path / "lake"), side["contract"]).rows_in == 120

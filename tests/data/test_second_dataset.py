@@ -1,5 +1,6 @@
-"""A second dataset of another shape (binary, 24 features, other names, `;`-separated with a header) goes through
-ETL -> tune -> gate -> export -> serve -> predict with settings changes only, no code change."""
+"""A second dataset of another shape (binary, 24 features, other names, `;`-separated with a header whose columns
+are in another order, one named by physicalName) goes through ETL -> tune -> gate -> export -> serve -> predict
+with settings changes only, no code change."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from inference_service import cli as serving_cli
 from ml_platform import cli as ml_cli
 from ml_platform.dataset import load_splits
 from platform_core import settings
+from tests.data.conftest import reshape
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,8 +25,13 @@ def test_generated_binary_dataset_runs_the_whole_flow_on_settings_alone(local_st
     monkeypatch.setenv("PLATFORM_CONTRACTS_DIR", str(tmp_path / "contracts"))
     monkeypatch.setenv("PLATFORM_MODEL_NAME", "wide-xgboost")
     monkeypatch.setenv("PLATFORM_EXPERIMENT", "wide-xgboost")
-    side = generate(settings.raw_path(), tmp_path / "contracts", "wide", rows=800, features=24, classes=2,
+    side = generate(tmp_path / "gen" / "wide.data", tmp_path / "gen", "wide", rows=800, features=24, classes=2,
                     defect_rate=0.02, seed=5, delimiter=";")  # fmt: skip
+    # As an export writes it: label first, columns in another order, a non-identifier header name (physicalName)
+    # and a column the contract does not name.
+    names = [f"x{i:02d}" for i in range(24)]
+    raw, _ = reshape(side, tmp_path, [["target", *reversed(names), "id"]], {"x03": "x03 (mg/l)"})
+    monkeypatch.setenv("PLATFORM_RAW_PATH", str(raw))
 
     etl = data_cli.etl()
     assert (etl.dataset, etl.rows_curated) == ("wide", side["good_rows"])
