@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from platform_core import health
+from platform_core import health, settings
 
 
-def roll_out(version: str, percent: int = 10, progress: Callable[[str], None] = print) -> str:
-    """A gated version into service. Nothing served yet: it becomes @champion and is served at 100% (`served`).
-    Otherwise it goes out as a canary at `percent` that the automatic analysis promotes or rolls back
-    (`promoted` / `rolled back`). Serving and the canary export its bundle first when it is not on S3."""
+def roll_out(version: str, percent: int = 10, progress: Callable[[str], None] = print, model: str | None = None) -> str:
+    """A gated version of `model` (default PLATFORM_MODEL_NAME) into service. Nothing of it served yet: it becomes
+    @champion and is served at 100% (`served`), next to any other served model. Otherwise it goes out as a canary
+    at `percent` that the automatic analysis promotes or rolls back (`promoted` / `rolled back`). Serving and the
+    canary export its bundle first when it is not on S3."""
     from inference_service.rollout import analysis, canary
     from ml_platform import registry
 
+    name = model or settings.MODEL_NAME.get()
     health.connect(s3=True)
-    if canary.backend().current() is None:
-        registry.promote()
-        canary.serve(version)
+    if canary.backend(name).current() is None:
+        registry.promote(name)
+        canary.serve(version, name)
         return "served"
-    canary.start(version, percent)
-    return analysis.run(progress=progress).verdict
+    canary.start(version, percent, name)
+    return analysis.run(progress=progress, model=name).verdict

@@ -124,7 +124,7 @@ def status() -> list[ServiceStatus]:
         ("seaweedfs (S3)", SEAWEED, settings.s3_endpoint()),
         ("mlflow", MLFLOW, settings.tracking_uri()),
         ("serving proxy (v2, Caddy)", SERVING_PROXY, settings.serve_url()),
-        *((f"revision …{d.name[-5:]}", d, _revision_url(d)) for d in revision_daemons()),
+        *((f"revision {d.name.removeprefix(REVISION_PREFIX)}", d, _revision_url(d)) for d in revision_daemons()),
         ("notebook (JupyterLab)", NOTEBOOK, notebook_info().get("url", "-")),
     ):
         state = daemon.state()

@@ -10,7 +10,8 @@ For each step weight (`PLATFORM_CANARY_STEPS`, up to `PLATFORM_CANARY_MAX_WEIGHT
 
 A step whose checks all pass moves on; a failed one is analysed again at the same weight, and at
 `PLATFORM_CANARY_THRESHOLD` failed checks the canary is rolled back. Every step passed -> promoted. The report
-(JSON, every check with its value and limit) is written under `<state>/serving/canary-reports/`.
+(JSON, every check with its value and limit) is written under `<state>/serving/canary-reports/`. Each model's
+canary is analysed on its own (`model`), so two models can roll out at the same time.
 """
 
 from __future__ import annotations
@@ -125,18 +126,20 @@ def _measure(source, name: str) -> tuple[Stats | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def run(policy: Policy | None = None, progress=print) -> Report:
-    """Walk the steps; promote or roll back. `progress` gets one line per step."""
+def run(policy: Policy | None = None, progress=print, model: str | None = None) -> Report:
+    """Walk the steps of the model's canary (default PLATFORM_MODEL_NAME); promote or roll back. `progress` gets
+    one line per step. Other models' canaries may run at the same time."""
     policy = policy or Policy.from_settings()
-    status = canary.status()
+    name = model or settings.MODEL_NAME.get()
+    status = canary.status(name)
     can, stable = _revisions(status)
-    report = Report(settings.MODEL_NAME.get(), can, stable, policy.__dict__.copy())
+    report = Report(name, can, stable, policy.__dict__.copy())
     source = _source(can, stable)
-    rows = sample_rows() if policy.load and settings.profile() == "local" else None
+    rows = sample_rows(name) if policy.load and settings.profile() == "local" else None
     index = 0
     while index < len(policy.steps):
         weight = policy.steps[index]
-        canary.set_weight(weight)
+        canary.set_weight(weight, name)
         source.start()
         time.sleep(policy.interval_s)
         c, problem = _measure(source, can["revision"])
@@ -159,10 +162,10 @@ def run(policy: Policy | None = None, progress=print) -> Report:
             continue
         report.failed_checks += 1
         if report.failed_checks >= policy.threshold:
-            canary.rollback()
+            canary.rollback(name)
             report.verdict = "rolled back"
             return _write(report)
-    _status, _change, report.champion = canary.promote()
+    _status, _change, report.champion = canary.promote(name)
     report.verdict = "promoted"
     return _write(report)
 
@@ -181,6 +184,9 @@ def _write(report: Report) -> Report:
     return report
 
 
-def latest_report() -> Path | None:
+def latest_report(model: str | None = None) -> Path | None:
+    """The newest report of the model's canaries (default PLATFORM_MODEL_NAME)."""
     folder = settings.state_dir() / "serving" / "canary-reports"
-    return max(folder.glob("*.json"), default=None, key=lambda p: p.stat().st_mtime) if folder.exists() else None
+    name = model or settings.MODEL_NAME.get()
+    found = folder.glob(f"????????T??????-{name}-predictor-?????.json") if folder.exists() else []
+    return max(found, default=None, key=lambda p: p.stat().st_mtime)

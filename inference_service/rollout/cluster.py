@@ -1,4 +1,4 @@
-"""The rollout commands on a cluster (`PLATFORM_PROFILE=cluster`): the InferenceService is created or patched
+"""The rollout commands on a cluster (`PLATFORM_PROFILE=cluster`): a model's InferenceService is created or patched
 through the Kubernetes API (the `kubernetes` client, kubeconfig from the usual places or the pod's service
 account), then the command waits until `status.components.predictor.traffic` shows what was asked.
 
@@ -23,21 +23,42 @@ RAW_HINT = (
 )
 
 
-class ClusterBackend:
-    def __init__(self):
-        from kubernetes import client, config
+PART_OF = "app.kubernetes.io/part-of=kfserve-bundle"  # the label isvc.render puts on every InferenceService
 
-        cfg = client.Configuration()  # our own: nothing cached process-wide between commands
+
+def _api():
+    from kubernetes import client, config
+
+    cfg = client.Configuration()  # our own: nothing cached process-wide between commands
+    try:
+        # KUBECONFIG read now: the client's own default was read once, at its import.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
+    except (config.ConfigException, FileNotFoundError, TypeError):
         try:
-            # KUBECONFIG read now: the client's own default was read once, at its import.
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
-        except (config.ConfigException, FileNotFoundError, TypeError):
-            try:
-                config.load_incluster_config(client_configuration=cfg)
-            except config.ConfigException as exc:
-                raise ConfigError("no Kubernetes credentials (kubeconfig or in-cluster)", "set KUBECONFIG") from exc
-        self.api = client.CustomObjectsApi(client.ApiClient(cfg))
-        self.name, self.namespace = settings.MODEL_NAME.get(), settings.K8S_NAMESPACE.get()
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException as exc:
+            raise ConfigError("no Kubernetes credentials (kubeconfig or in-cluster)", "set KUBECONFIG") from exc
+    return client.CustomObjectsApi(client.ApiClient(cfg))
+
+
+def served_names() -> list[str]:
+    """The platform's InferenceServices in the namespace, by name."""
+    from kubernetes.client.exceptions import ApiException
+
+    namespace = settings.K8S_NAMESPACE.get()
+    try:
+        found = _api().list_namespaced_custom_object(
+            isvc.GROUP, isvc.API_VERSION, namespace, isvc.PLURAL, label_selector=PART_OF
+        )
+    except ApiException as exc:
+        raise PlatformError(f"Kubernetes API: {exc.status} {exc.reason}", "check the kubeconfig and RBAC") from exc
+    return sorted(item["metadata"]["name"] for item in found.get("items", []))
+
+
+class ClusterBackend:
+    def __init__(self, name: str | None = None):
+        self.api = _api()
+        self.name, self.namespace = name or settings.MODEL_NAME.get(), settings.K8S_NAMESPACE.get()
 
     def _path(self) -> str:
         return f"/apis/{isvc.GROUP}/{isvc.API_VERSION}/namespaces/{self.namespace}/{isvc.PLURAL}/{self.name}"
@@ -70,10 +91,13 @@ class ClusterBackend:
                     isvc.GROUP, isvc.API_VERSION, self.namespace, isvc.PLURAL, change.spec
                 )
             else:
+                # A create whose object appeared meanwhile: the whole spec, merged (what `kubectl apply` does).
+                create = change.patch_type == "create"
+                kind, body = ("merge", change.spec) if create else (change.patch_type, change.patch)
                 self.api.api_client.call_api(
                     self._path(), "PATCH",
-                    header_params={"Content-Type": CONTENT_TYPES[change.patch_type], "Accept": "application/json"},
-                    body=change.patch, auth_settings=["BearerToken"], response_type="object",
+                    header_params={"Content-Type": CONTENT_TYPES[kind], "Accept": "application/json"},
+                    body=body, auth_settings=["BearerToken"], response_type="object",
                     _return_http_data_only=True,
                 )  # fmt: skip
         except ApiException as exc:

@@ -1,6 +1,6 @@
 """The InferenceService: the one spec of what is served, rendered from settings with the kserve SDK's models.
 
-Locally it is written to `<state>/serving/inferenceservice.yaml` and the revision controller
+Locally each model's is written to `<state>/serving/<model>/inferenceservice.yaml` and the revision controller
 (`inference_service.rollout.revisions`) makes processes and the proxy match it; on a cluster the same object is applied
 and patched through the Kubernetes API (`inference_service.rollout.cluster`). Nothing else builds this YAML.
 
@@ -102,21 +102,21 @@ def to_yaml(isvc: dict[str, Any]) -> str:
     return yaml.safe_dump(isvc, sort_keys=False)
 
 
-def spec_file() -> Path:
-    """The local copy of the spec: what the local revisions and proxy are made to match."""
-    return settings.state_dir() / "serving" / "inferenceservice.yaml"
+def spec_file(model_name: str | None = None) -> Path:
+    """The local copy of a model's spec: what its local revisions and its routing are made to match."""
+    return settings.state_dir() / "serving" / (model_name or settings.MODEL_NAME.get()) / "inferenceservice.yaml"
 
 
-def read_local() -> dict[str, Any] | None:
+def read_local(model_name: str | None = None) -> dict[str, Any] | None:
     try:
-        return yaml.safe_load(spec_file().read_text())
+        return yaml.safe_load(spec_file(model_name).read_text())
     except FileNotFoundError:
         return None
 
 
 def write_local(isvc: dict[str, Any]) -> Path:
-    """Replace the local spec in one rename, so a reader never sees half a file."""
-    path = spec_file()
+    """Replace the local spec of its model in one rename, so a reader never sees half a file."""
+    path = spec_file(isvc["metadata"]["name"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(to_yaml(isvc))

@@ -42,14 +42,28 @@ class Tally:
                     self.failures.append(problem or f"HTTP {status} from {revision}")
 
 
-def sample_rows() -> np.ndarray:
-    """Feature rows to send: the published dataset's test split (real inputs make the class mix real)."""
+def sample_rows(model_name: str | None = None) -> np.ndarray:
+    """Feature rows to send: the test split of the dataset the model was trained on (named by its serving
+    bundle; real inputs make the class mix real), or of PLATFORM_DATASET when no revision of it is local."""
     from ml_platform.dataset import load_splits
 
-    rows = load_splits().x_test
+    rows = load_splits(dataset=_dataset_of(model_name) if model_name else None).x_test
     if not len(rows):
         raise PlatformError("the published dataset has no test rows to send", "run `task etl`")
     return rows
+
+
+def _dataset_of(model_name: str) -> str | None:
+    from inference_service.rollout import revisions
+    from platform_core.bundle import read_bundle
+
+    state = revisions.load(model_name)
+    for rev in reversed(state.revisions):
+        try:
+            return read_bundle(revisions.bundle_dir(model_name, rev.name)).get("dataset")
+        except PlatformError:
+            continue  # that revision's bundle is gone: an older one names the same dataset
+    return None
 
 
 BATCH = 8  # rows per request: the prediction-shift check counts rows, and 8 per request keep its noise low

@@ -1,25 +1,41 @@
-"""The local traffic splitter: Caddy in front of the revisions, on the public serving ports.
+"""The local traffic splitter: one Caddy in front of every served model's revisions, on the public serving ports.
 
-REST (`PLATFORM_SERVE_HTTP_PORT`) and gRPC over h2c (`PLATFORM_SERVE_GRPC_PORT`) are each one Caddy server with
-two slots, `canary` and `stable`, whose upstream addresses Caddy reads per request from files in the state dir
-(`{file./abs/path}` in the dial). A request goes to the canary slot when its random `{http.request.uuid}` sorts
-below a threshold read from another file (a CEL matcher), so the share of the canary is the InferenceService's
-percentage, drawn per request. Host `latest-<name>.localhost` / `prev-<name>.localhost` reaches one slot directly,
-as KServe's tag routing does. A connection refused by a revision (it died) is retried on the other slot and the
-dead one is skipped for a while, so callers see no error while the canary analysis notices the loss on its own.
+Routing, as KServe's ingress routes many InferenceServices:
+- by the KServe host form, REST and gRPC alike: `Host` / `:authority` `<name>.localhost` reaches model <name>;
+  `latest-<name>.localhost` / `prev-<name>.localhost` its canary / its stable revision (tag routing);
+- REST by path: `/v2/models/<name>/…` reaches model <name>; another name under `/v2/models/` is a 404 `{"error"}`;
+  `GET /v2/models` answers the index of the served models (`{"models": [...]}`, KServe's list response);
+- a request that names no model (gRPC without such an authority: a gRPC method path is the same for every model
+  and the model name sits in the protobuf body, which a proxy cannot route on; REST `/v2`, `/v2/health/*`) goes
+  to the default model: PLATFORM_MODEL_NAME when it is served, else the first one served.
+Inside a model, a request goes to the canary when its random `{http.request.uuid}` (or its `X-Platform-Route-Key`
+header, when sent: the same key always lands on the same side) sorts below the model's threshold, so the
+canary's share is the InferenceService's percentage.
 
-Why files and not Caddy's admin API for weights: every admin change, a PATCH of only the weights included, is a
-full reload that closes idle keep-alive connections and replaces the listener, and a client that has just sent a
-request on one gets EOF (measured: 3-4 failed requests per weight change). A weight change here is an atomic
-rewrite of small files (write, then rename): no reload, nothing dropped. Only a new shape of config (the first
-start, another model, no revision at all) goes through the admin API (`POST /load`) on a unix socket in the
-state dir, created 0600; there is no TCP admin port.
+Nothing of this reloads Caddy. Its config has a fixed number of slots (SLOTS); a slot is a directory of small
+files Caddy reads per request: which model it holds (files named by the model's path segment and host names,
+found by Caddy's `file` matcher, one stat per slot), the addresses of the model's two revisions, `canary` and
+`stable` (`{file./abs/path}` in the dial), and the canary's threshold (a CEL matcher). Serving another model
+fills a free slot, a weight change rewrites a threshold or an address, the default model is a symlink to its
+slot; each change is an atomic write-then-rename. Why not Caddy's admin API: every admin change, a PATCH of
+only the weights included, is a full reload that closes idle keep-alive connections and replaces the listener,
+and a client that has just sent a request on one gets EOF (measured: 3-4 failed requests per change). The
+admin API (`POST /load`, on a unix socket in the state dir, 0600; no TCP admin port) is used only when this
+module's config shape itself changes (an upgrade), and at the first start.
+
+A connection refused by a revision (it died) is retried on the model's other slot and the dead one is skipped
+for a while, so callers see no error while the canary analysis notices the loss on its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +47,18 @@ from platform_core.errors import PlatformError
 from platform_core.private_files import write_private
 from platform_core.stack import SERVING_PROXY as PROXY
 
+SLOTS = 8  # models served side by side; each one is a few file stats per request, and ~310 MB of revision
+KINDS = ("rest", "grpc")
+ROUTE_KEY = "X-Platform-Route-Key"
+MATCH_DIRS = ("models", "hosts", "latest", "prev")  # what a slot's model answers to: path, host, tag hosts
+DEFAULT = "default"  # symlink to the default model's slot
+
 
 @dataclass(frozen=True)
 class Upstream:
     revision: str
     http_port: int
     grpc_port: int
-    weight: int  # traffic percent
 
 
 def admin_socket() -> Path:
@@ -48,16 +69,17 @@ def tag_host(tag: str, model_name: str) -> str:
     return f"{tag}-{model_name}.localhost"
 
 
+def model_host(model_name: str) -> str:
+    """KServe's host form of an InferenceService, locally: `<name>.localhost`."""
+    return f"{model_name}.localhost"
+
+
 def routes_dir() -> Path:
     return settings.state_dir() / "serving" / "routes"
 
 
-def _addr_file(kind: str, slot: str) -> Path:
-    return routes_dir() / f"{kind}-{slot}.addr"
-
-
-def _threshold_file() -> Path:
-    return routes_dir() / "canary.threshold"
+def _slot(index: int) -> Path:
+    return routes_dir() / f"slot-{index}"
 
 
 def threshold(percent: int) -> str:
@@ -70,35 +92,21 @@ def threshold(percent: int) -> str:
     return f"{percent * 2**32 // 100:08x}"
 
 
-def config(model_name: str, live: bool = True) -> dict[str, Any]:
-    """Caddy's JSON config: its shape only (tag routes, the two slots, the split matcher), the same for REST and
-    gRPC; which revision a slot reaches and the canary's share are the files `write_routing` writes."""
-    host = settings.HOST.get()
-    ratio = _threshold_file()
-    # Without the `!= null` guard a missing file would make every request a 500; missing = all to the stable.
-    split = f'ph(req, "file.{ratio}") != null && {{http.request.uuid}} < ph(req, "file.{ratio}")'
+# --- the config: its shape only, the same whatever is served -------------------------------------------------
+
+
+def config() -> dict[str, Any]:
+    """Caddy's JSON config: the slots' routes for REST and gRPC; what each slot holds is files (`publish`)."""
 
     def server(port: int, kind: str) -> dict[str, Any]:
-        if not live:
-            routes = [{"handle": [_unavailable()]}]
-        else:
-            routes = [
-                {"match": [{"host": [tag_host("latest", model_name)]}], "handle": [_proxy(kind, ["canary"])],
-                 "terminal": True},
-                {"match": [{"host": [tag_host("prev", model_name)]}], "handle": [_proxy(kind, ["stable"])],
-                 "terminal": True},
-                {"match": [{"expression": split}], "handle": [_proxy(kind, ["canary", "stable"])], "terminal": True},
-                {"handle": [_proxy(kind, ["stable", "canary"])]},
-            ]  # fmt: skip
-        srv: dict[str, Any] = {"listen": [f"{host}:{port}"], "automatic_https": {"disable": True}, "routes": routes}
-        if kind == "grpc":
-            srv["protocols"] = ["h1", "h2c"]  # gRPC without TLS = HTTP/2 cleartext
-        else:
-            srv["protocols"] = ["h1"]  # no TLS here, so no h2/h3 (Caddy would warn about skipping them)
+        srv: dict[str, Any] = {"listen": [f"{settings.HOST.get()}:{port}"], "automatic_https": {"disable": True},
+                               "routes": _routes(kind)}  # fmt: skip
+        # gRPC without TLS = HTTP/2 cleartext; REST has no TLS here, so no h2/h3 (Caddy would warn about them).
+        srv["protocols"] = ["h1", "h2c"] if kind == "grpc" else ["h1"]
         return srv
 
     return {
-        # No autosave of live changes to ~/.config/caddy: the spec in the state dir is the only record.
+        # No autosave of live changes to ~/.config/caddy: the specs in the state dir are the only record.
         "admin": {"listen": f"unix/{admin_socket()}|0600", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(settings.state_dir() / "caddy")},
         "logging": {"logs": {"default": {"level": "WARN"}}},
@@ -113,10 +121,60 @@ def config(model_name: str, live: bool = True) -> dict[str, Any]:
     }
 
 
-def _proxy(kind: str, slots: list[str]) -> dict[str, Any]:
+def _routes(kind: str) -> list[dict[str, Any]]:
+    slots = [_slot(i) for i in range(SLOTS)]
+    by_host = []
+    for slot in slots:
+        by_host += [_route(_file_match(slot / "latest", "{http.request.host}"), _proxy(kind, slot, ["canary"])),
+                    _route(_file_match(slot / "prev", "{http.request.host}"), _proxy(kind, slot, ["stable"])),
+                    _route(_file_match(slot / "hosts", "{http.request.host}"), _split(kind, slot))]  # fmt: skip
+    routes = [{"match": [{"host": ["*.localhost"]}], "handle": [{"handler": "subroute", "routes": by_host}]}]
+    if kind == "rest":
+        # Each revision's own port keeps them (Prometheus scrapes revisions, never the proxy); the public port
+        # serves the v2 API only.
+        internal = {"error": "not served on the public port: metrics and API docs are on each revision's own port"}
+        routes.insert(0, _route({"path": list(INTERNAL_PATHS)}, _static(404, json.dumps(internal))))
+        by_path = [_route(_file_match(slot / "models", "{http.request.uri.path.2}"), _split(kind, slot))
+                   for slot in slots]  # fmt: skip
+        not_served = {"error": "no model of that name is served here; GET /v2/models lists the served ones"}
+        routes += [
+            _route({"method": ["GET"], "path": ["/v2/models", "/v2/models/"]},
+                   _static(200, f"{{file.{routes_dir() / 'index.json'}}}")),
+            _route({"path": ["/v2/models/*"]},
+                   {"handler": "subroute", "routes": [*by_path, {"handle": [_static(404, json.dumps(not_served))]}]}),
+        ]  # fmt: skip
+    nothing = {"error": "no model is served; run `task serve`"}
+    none = {"not": [_file_match(routes_dir(), f"{DEFAULT}/{kind}-stable.addr")]}
+    routes += [_route(none, _static(503, json.dumps(nothing))), {"handle": [_split(kind, routes_dir() / DEFAULT)]}]
+    return routes
+
+
+INTERNAL_PATHS = ("/metrics", "/metrics/*", "/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*")
+
+
+def _route(match: dict[str, Any], handler: dict[str, Any]) -> dict[str, Any]:
+    return {"match": [match], "handle": [handler], "terminal": True}
+
+
+def _file_match(root: Path, name: str) -> dict[str, Any]:
+    """Matches when `root/<name>` exists (a stat; Caddy cleans the name, so it cannot leave `root`)."""
+    return {"file": {"root": str(root), "try_files": [name]}}
+
+
+def _split(kind: str, slot: Path) -> dict[str, Any]:
+    ratio = slot / "canary.threshold"
+    key = f'ph(req, "http.request.header.{ROUTE_KEY}")'
+    draw = f'({key} != "" ? {key} : ph(req, "http.request.uuid"))'
+    # Without the `!= null` guard a missing file would make every request a 500; missing = all to the stable.
+    split = f'ph(req, "file.{ratio}") != null && {draw} < ph(req, "file.{ratio}")'
+    return {"handler": "subroute", "routes": [_route({"expression": split}, _proxy(kind, slot, ["canary", "stable"])),
+                                              {"handle": [_proxy(kind, slot, ["stable", "canary"])]}]}  # fmt: skip
+
+
+def _proxy(kind: str, slot: Path, order: list[str]) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": f"{{file.{_addr_file(kind, slot)}}}"} for slot in slots],
+        "upstreams": [{"dial": f"{{file.{slot / f'{kind}-{side}.addr'}}}"} for side in order],
         "load_balancing": {
             # The first slot that is up; the other when it refused (a dead revision).
             "selection_policy": {"policy": "first"},
@@ -129,7 +187,42 @@ def _proxy(kind: str, slots: list[str]) -> dict[str, Any]:
     }
     if kind == "grpc":
         handler["transport"] = {"protocol": "http", "versions": ["h2c"]}
+    else:
+        # A revision answers a stalled body with 408 and `Connection: close`, a hop-by-hop header the proxy drops;
+        # without it Go's server waits for the rest of the body (to keep the client's connection) and the 408
+        # never leaves: measured, no answer after 40 s with keep-alive. Closing lets it out at once.
+        handler["handle_response"] = [
+            {
+                "match": {"status_code": [408]},
+                "routes": [
+                    {
+                        "handle": [
+                            {"handler": "headers", "response": {"set": {"Connection": ["close"]}}},
+                            {"handler": "copy_response"},
+                        ]
+                    }
+                ],
+            }
+        ]
     return handler
+
+
+def _static(status: int, body: str) -> dict[str, Any]:
+    return {"handler": "static_response", "status_code": status,
+            "headers": {"Content-Type": ["application/json"]}, "body": body}  # fmt: skip
+
+
+# --- what is served: files, rewritten atomically -------------------------------------------------------------
+
+
+@contextmanager
+def locked() -> Iterator[None]:
+    """One writer of the routing at a time (rollouts of different models run side by side)."""
+    path = settings.state_dir() / "serving" / ".proxy.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _write(path: Path, text: str) -> None:
@@ -139,29 +232,87 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_routing(canary: Upstream, stable: Upstream, percent: int) -> None:
-    """Point the slots at these revisions and give the canary `percent`%: what a weight change is."""
-    routes_dir().mkdir(parents=True, exist_ok=True)
+def reset() -> None:
+    """Empty slots, no default, an empty index: where a (re)started proxy begins, before models are published."""
+    shutil.rmtree(routes_dir(), ignore_errors=True)
+    for index in range(SLOTS):
+        for sub in MATCH_DIRS:
+            (_slot(index) / sub).mkdir(parents=True)
+    _write(routes_dir() / "index.json", json.dumps({"models": []}))
+
+
+def served() -> dict[str, Path]:
+    """Model -> its slot, in slot order."""
+    found = {}
+    for index in range(SLOTS):
+        try:
+            found[(_slot(index) / "model").read_text()] = _slot(index)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _slot_for(model_name: str) -> Path:
+    slots = served()
+    if model_name in slots:
+        return slots[model_name]
+    free = next((_slot(i) for i in range(SLOTS) if not (_slot(i) / "model").exists()), None)
+    if free is None:
+        raise PlatformError(f"{SLOTS} models are served here already: {', '.join(slots)}",
+                            "stop serving (`task down`) before serving another model")  # fmt: skip
+    for sub in MATCH_DIRS:
+        (free / sub).mkdir(parents=True, exist_ok=True)
+    return free
+
+
+def publish(model_name: str, canary: Upstream, stable: Upstream, percent: int) -> None:
+    """Route `model_name` to these revisions, `percent`% to the canary: a weight change, or a new model in a free
+    slot (it answers to its path and host names only once its addresses are written)."""
+    slot = _slot_for(model_name)
     host = settings.HOST.get()
-    addresses = {(kind, slot): f"{host}:{up.http_port if kind == 'rest' else up.grpc_port}"
-                 for slot, up in (("canary", canary), ("stable", stable)) for kind in ("rest", "grpc")}  # fmt: skip
+    addresses = {(kind, side): f"{host}:{up.http_port if kind == 'rest' else up.grpc_port}"
+                 for side, up in (("canary", canary), ("stable", stable)) for kind in KINDS}  # fmt: skip
     # Less canary: the share moves first, then the slots; more: the slots first. Either way a request only
     # reaches a revision that is still running (a left one drains before it stops).
     if percent == 0:
-        _write(_threshold_file(), threshold(0))
-    for (kind, slot), address in addresses.items():
-        _write(_addr_file(kind, slot), address)
+        _write(slot / "canary.threshold", threshold(0))
+    for (kind, side), address in addresses.items():
+        _write(slot / f"{kind}-{side}.addr", address)
     if percent > 0:
-        _write(_threshold_file(), threshold(percent))
+        _write(slot / "canary.threshold", threshold(percent))
+    if not (slot / "model").exists():
+        _write(slot / "model", model_name)
+        names = {"models": model_name, "hosts": model_host(model_name), "latest": tag_host("latest", model_name),
+                 "prev": tag_host("prev", model_name)}  # fmt: skip
+        for sub, name in names.items():
+            (slot / sub / name).touch()
 
 
-def _unavailable() -> dict[str, Any]:
-    return {
-        "handler": "static_response",
-        "status_code": 503,
-        "headers": {"Content-Type": ["application/json"]},
-        "body": json.dumps({"error": "no revision is serving; run `task serve`"}),
-    }
+def _refresh(preferred: str) -> None:
+    """The index `GET /v2/models` answers, and the default model: `preferred` when served, else the one the
+    default already is, else the first slot's."""
+    slots = served()
+    _write(routes_dir() / "index.json", json.dumps({"models": sorted(slots)}))
+    link = routes_dir() / DEFAULT
+    current = os.readlink(link) if link.is_symlink() else None
+    keep = [p.name for m, p in slots.items() if m == preferred] or [p.name for p in slots.values() if p.name == current]
+    target = keep[0] if keep else next((p.name for p in slots.values()), None)
+    if target is None or target == current:
+        return
+    tmp = routes_dir() / f".{DEFAULT}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)
+
+
+def default_model() -> str | None:
+    try:
+        return (routes_dir() / DEFAULT / "model").read_text()
+    except FileNotFoundError:
+        return None
+
+
+# --- the process ---------------------------------------------------------------------------------------------
 
 
 def _caddy() -> str:
@@ -175,15 +326,15 @@ def _admin() -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(uds=str(admin_socket())), base_url="http://caddy", timeout=10)
 
 
-def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> None:
-    """Route to this split: `split` is the revisions with their percentages; `tags` (during a canary) names the
-    `latest` (canary) and `prev` (stable) ones. Starts the proxy, or changes its routing without a reload."""
-    live = [u for u in split if u.weight > 0]
-    if live:
-        canary = tags.get("latest", live[0])
-        stable = tags.get("prev", live[-1])
-        write_routing(canary, stable, canary.weight if canary != stable else 0)
-    cfg = config(model_name, live=bool(live))
+def running() -> bool:
+    return PROXY.pid() is not None
+
+
+def ensure_running(preferred_default: str) -> None:
+    """Start the proxy on the published routing, or, when it runs, only refresh the index and the default (files);
+    a config of another shape (this module changed) is loaded through the admin API."""
+    _refresh(preferred_default)
+    cfg = config()
     path = settings.state_dir() / "serving" / "caddy.json"
     if PROXY.pid() is None:
         admin_socket().parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +345,7 @@ def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> 
         PROXY.wait_ready(lambda: _admin().get("/config/").status_code == 200, timeout=30, what="the serving proxy")
         return
     if path.exists() and json.loads(path.read_text()) == cfg:
-        return  # same shape: the files above were the whole change
+        return  # same shape: the files were the whole change
     with _admin() as admin:
         answer = admin.post("/load", json=cfg)
     if answer.status_code != 200:
@@ -205,4 +356,5 @@ def apply(model_name: str, split: list[Upstream], tags: dict[str, Upstream]) -> 
 def stop() -> bool:
     stopped = PROXY.stop()
     admin_socket().unlink(missing_ok=True)
+    shutil.rmtree(routes_dir(), ignore_errors=True)  # nothing is routed without a proxy
     return stopped

@@ -67,8 +67,10 @@ def infer_rest(base_url: str, model_name: str, request: dict, timeout: float = 1
     return response.json()
 
 
-def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: float = 10.0) -> dict:
-    """v2 ModelInfer over gRPC (KServe's client); returns the response in the same shape as the REST JSON."""
+def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: float = 10.0,
+               authority: str | None = None) -> dict:  # fmt: skip
+    """v2 ModelInfer over gRPC (KServe's client); returns the response in the same shape as the REST JSON.
+    `authority` (HTTP/2 `:authority`, e.g. `<model>.localhost`) picks the model behind a proxy that serves several."""
     import inference_service.runtime.kserve_seam  # noqa: F401  (before any other kserve import)
 
     # isort: split
@@ -77,7 +79,10 @@ def infer_grpc(target: str, model_name: str, features: np.ndarray, timeout: floa
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
     async def call():
-        async with InferenceGRPCClient(target, timeout=timeout, retries=0) as client:
+        # KServe's client drops its own options when given some: its unlimited message sizes are kept here.
+        unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        options = [*unlimited, ("grpc.default_authority", authority)] if authority else None
+        async with InferenceGRPCClient(target, timeout=timeout, retries=0, channel_args=options) as client:
             tensor = InferInput(INPUT, list(features.shape), "FP32")
             tensor.set_data_from_numpy(features.astype(np.float32), binary_data=True)
             return await client.infer(InferRequest(model_name=model_name, infer_inputs=[tensor]))

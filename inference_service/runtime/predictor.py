@@ -174,7 +174,7 @@ class XGBoostPredictor(kserve.Model):
         """The tensor as a float array. JSON data must be numbers: numpy would turn "5.1" into 5.1 silently, and
         the REST path would answer what gRPC (typed contents) never could."""
         data = tensor.data
-        if isinstance(data, list):
+        if isinstance(data, list) and data:  # a binary tensor (REST extension, gRPC raw contents) has no list
             values = np.asarray(data)
             if values.dtype.kind not in "fi" and (bad := _first_non_number(data)) is not None:
                 raise self._reject("data", f"input '{INPUT}' ({tensor.datatype}) must hold numbers (null for a "

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from inference_service.rollout import canary, isvc
 from platform_core.errors import PlatformError
@@ -26,8 +27,9 @@ def _recorded() -> dict:
     return json.loads(CANARY_10.read_text())
 
 
-def _object(predictor_status: dict, version: str = "1", percent: int | None = None, annotations=None) -> dict:
-    obj = isvc.render("my-model", version, f"s3://mlops/serving/my-model/v{version}", percent)
+def _object(predictor_status: dict, version: str = "1", percent: int | None = None, annotations=None,
+            name: str = "my-model") -> dict:  # fmt: skip
+    obj = isvc.render(name, version, f"s3://mlops/serving/{name}/v{version}", percent)
     obj["metadata"]["annotations"].update(annotations or {})
     obj["status"] = {"components": {"predictor": predictor_status}}
     return obj
@@ -53,7 +55,8 @@ def _promoted() -> dict:
 
 
 class Replay:
-    """GET -> the next recorded object (the last one repeats); PATCH/POST -> recorded, answered with the object."""
+    """GET -> the next recorded object (the last one repeats; None: 404, no such object); PATCH/POST -> recorded,
+    answered with the object."""
 
     def __init__(self, objects: list[dict]):
         self.objects, self.requests = objects, []
@@ -74,12 +77,17 @@ class Replay:
             def do_GET(self):  # noqa: N802
                 replay.requests.append(("GET", self.path, None, None))
                 obj = replay.objects.pop(0) if len(replay.objects) > 1 else replay.objects[0]
-                self._answer(obj)
+                if obj is None:
+                    self._answer({"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}, 404)
+                else:
+                    self._answer(obj)
 
             def do_PATCH(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                replay.requests.append(("PATCH", self.path, self.headers["Content-Type"], body))
-                self._answer(replay.objects[0])
+                replay.requests.append((self.command, self.path, self.headers["Content-Type"], body))
+                self._answer(next((o for o in replay.objects if o is not None), body))
+
+            do_POST = do_PATCH  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -141,7 +149,7 @@ def test_start_patches_the_isvc_and_waits_until_the_canary_has_its_traffic(clust
 def test_promote_removes_the_field_with_a_json_patch(cluster, monkeypatch):
     import ml_platform.gate
 
-    monkeypatch.setattr(canary, "_move_champion", lambda version: None)  # the registry is not this test's subject
+    monkeypatch.setattr(canary, "_move_champion", lambda name, version: None)  # the registry is not this test's subject
     assert ml_platform.gate  # imported: the monkeypatched path is the real one
     replay = cluster([_object(_recorded(), "3", 10), _object(_recorded(), "3", 10), _object(_recorded(), "3", 10),
                       _object(_promoted(), "3")])  # fmt: skip
@@ -176,6 +184,23 @@ def test_status_reads_the_predictor_status_and_set_needs_a_canary(cluster):
     cluster([_object(_stable_only())])
     status = canary.status()
     assert status["latestRolledoutRevision"] == "my-model-predictor-default-00001"
-    with pytest.raises(PlatformError, match="no canary is in progress"):
+    with pytest.raises(PlatformError, match="no canary of my-model is in progress"):
         canary.set_weight(30)
     assert copy.deepcopy(status)["revisions"][0]["name"] == "my-model-predictor-default-00001"
+
+
+def test_serving_a_model_without_an_inferenceservice_creates_one_of_its_name(cluster):
+    """A second model is its own InferenceService: created whole (not a patch of the first one's), and the printed
+    kubectl line applies exactly that object."""
+    served = _object(_stable_only(), name="second-model")
+    replay = cluster([None, None, served])
+    status, change = canary.serve("1", model="second-model")
+    posts = [r for r in replay.requests if r[0] == "POST"]
+    assert replay.patches() == [] and len(posts) == 1
+    ((_, path, _, body),) = posts
+    assert path == "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+    assert body["metadata"]["name"] == "second-model" and isvc.storage_uri(body).endswith("/second-model/v1")
+    assert [t["percent"] for t in status["traffic"]] == [100]
+    line = change.kubectl()
+    assert line.startswith("kubectl apply -f - <<'EOF'\n") and line.endswith("EOF")
+    assert yaml.safe_load(line.split("\n", 1)[1].rsplit("EOF", 1)[0]) == body

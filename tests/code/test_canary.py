@@ -1,9 +1,10 @@
-"""The canary's pure parts: the InferenceService renderer, the proxy config, metric arithmetic (histogram
-quantiles, PSI, exposition parsing) and the analysis checks."""
+"""The canary's pure parts: the InferenceService renderer, the proxy config and its routing files, metric
+arithmetic (histogram quantiles, PSI, exposition parsing) and the analysis checks."""
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import jsonschema
@@ -15,7 +16,7 @@ from inference_service.rollout import analysis, isvc, proxy
 from inference_service.rollout.revision_metrics import Stats, histogram_quantile, parse, psi
 from inference_service.runtime.revision_http import Faults
 from platform_core import settings
-from platform_core.errors import ConfigError
+from platform_core.errors import ConfigError, PlatformError
 
 CRDS = settings.REPO_ROOT.parent / "shared" / "specs" / "crds"
 _RENDER = [n for n in settings.REGISTRY if n.startswith(("PLATFORM_SERVE_", "PLATFORM_K8S_"))]
@@ -72,47 +73,122 @@ def test_bad_canary_percent_is_refused(defaults):
         isvc.render("m", "1", "s3://b/m/v1", 101)
 
 
-def test_proxy_config_has_two_file_slots_a_split_matcher_tags_and_no_tcp_admin(tmp_path, monkeypatch):
+def test_proxy_config_is_one_shape_of_slots_whatever_is_served_and_has_no_tcp_admin(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
-    cfg = proxy.config("m")
+    cfg = proxy.config()
     assert cfg["admin"]["listen"] == f"unix/{tmp_path}/run/caddy-admin.sock|0600"
     assert cfg["admin"]["config"]["persist"] is False and cfg["storage"]["root"].startswith(str(tmp_path))
     rest = cfg["apps"]["http"]["servers"]["rest"]
     assert rest["listen"] == [f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}"]
     routes = tmp_path / "serving" / "routes"
-    dials = [[u["dial"] for u in r["handle"][0]["upstreams"]] for r in rest["routes"]]
-    canary, stable = f"{{file.{routes}/rest-canary.addr}}", f"{{file.{routes}/rest-stable.addr}}"
-    assert dials == [[canary], [stable], [canary, stable], [stable, canary]]  # latest-, prev-, split, the rest
-    assert [r["match"][0]["host"][0] for r in rest["routes"][:2]] == ["latest-m.localhost", "prev-m.localhost"]
-    matcher = rest["routes"][2]["match"][0]["expression"]
-    assert f'ph(req, "file.{routes}/canary.threshold") != null &&' in matcher  # a missing file: all to stable
-    assert "{http.request.uuid} <" in matcher
-    assert rest["routes"][2]["handle"][0]["load_balancing"]["selection_policy"] == {"policy": "first"}
+    by_host, index, by_path, unavailable, default = rest["routes"]
+    # KServe's host form and its tag hosts, per slot: latest- (canary only), prev- (stable only), <name> (split).
+    assert by_host["match"] == [{"host": ["*.localhost"]}]
+    inner = by_host["handle"][0]["routes"]
+    assert len(inner) == 3 * proxy.SLOTS
+    assert [r["match"][0]["file"]["root"] for r in inner[:3]] == [
+        f"{routes}/slot-0/{d}" for d in ("latest", "prev", "hosts")
+    ]
+    assert inner[0]["match"][0]["file"]["try_files"] == ["{http.request.host}"]
+    assert [u["dial"] for u in inner[0]["handle"][0]["upstreams"]] == [f"{{file.{routes}/slot-0/rest-canary.addr}}"]
+    # REST by path: /v2/models/<name>/..., an unknown name is a 404 with an error; GET /v2/models is the index.
+    assert index["match"] == [{"method": ["GET"], "path": ["/v2/models", "/v2/models/"]}]
+    assert index["handle"][0]["body"] == f"{{file.{routes}/index.json}}"
+    paths = by_path["handle"][0]["routes"]
+    segment = "{http.request.uri.path.2}"  # the <name> of /v2/models/<name>/...
+    assert paths[0]["match"][0]["file"] == {"root": f"{routes}/slot-0/models", "try_files": [segment]}
+    assert paths[-1]["handle"][0]["status_code"] == 404 and "error" in paths[-1]["handle"][0]["body"]
+    split = paths[0]["handle"][0]["routes"]
+    matcher = split[0]["match"][0]["expression"]
+    assert f'ph(req, "file.{routes}/slot-0/canary.threshold") != null &&' in matcher  # a missing file: all stable
+    assert 'ph(req, "http.request.uuid")' in matcher and proxy.ROUTE_KEY in matcher
+    dials = [[u["dial"] for u in r["handle"][0]["upstreams"]] for r in split]
+    canary, stable = f"{{file.{routes}/slot-0/rest-canary.addr}}", f"{{file.{routes}/slot-0/rest-stable.addr}}"
+    assert dials == [[canary, stable], [stable, canary]]
+    assert split[0]["handle"][0]["load_balancing"]["selection_policy"] == {"policy": "first"}
+    # A request naming no model: the default model's slot (a symlink), 503 with an error while there is none.
+    assert unavailable["handle"][0]["status_code"] == 503 and "error" in unavailable["handle"][0]["body"]
+    assert unavailable["match"][0]["not"][0]["file"]["try_files"] == ["default/rest-stable.addr"]
+    assert default["handle"][0]["routes"][-1]["handle"][0]["upstreams"][0]["dial"] == (
+        f"{{file.{routes}/default/rest-stable.addr}}")  # fmt: skip
     grpc = cfg["apps"]["http"]["servers"]["grpc"]
-    assert "h2c" in grpc["protocols"]
-    assert grpc["routes"][-1]["handle"][0]["transport"]["versions"] == ["h2c"]
-    assert grpc["routes"][-1]["handle"][0]["upstreams"][0]["dial"] == f"{{file.{routes}/grpc-stable.addr}}"
-    # No revision at all answers 503 with an error body.
-    empty = proxy.config("m", live=False)["apps"]["http"]["servers"]["rest"]["routes"][-1]["handle"][0]
-    assert empty["status_code"] == 503 and "error" in empty["body"]
+    assert "h2c" in grpc["protocols"] and len(grpc["routes"]) == 3  # by host (:authority), 503, the default
+    last = grpc["routes"][-1]["handle"][0]["routes"][-1]["handle"][0]
+    assert last["transport"]["versions"] == ["h2c"]
+    assert last["upstreams"][0]["dial"] == f"{{file.{routes}/default/grpc-stable.addr}}"
 
 
-def test_a_weight_change_is_files_the_proxy_reads_not_a_reload(tmp_path, monkeypatch):
+def test_serving_a_model_or_changing_a_weight_is_files_the_proxy_reads_not_a_reload(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
-    stable, new = proxy.Upstream("m-00001", 30001, 30002, 90), proxy.Upstream("m-00002", 30003, 30004, 10)
-    proxy.write_routing(new, stable, 10)
-    routes = tmp_path / "serving" / "routes"
-    read = {p.name: p.read_text() for p in routes.iterdir()}
+    proxy.reset()
+    stable, new = proxy.Upstream("m-00001", 30001, 30002), proxy.Upstream("m-00002", 30003, 30004)
+    proxy.publish("m", new, stable, 10)
+    slot = tmp_path / "serving" / "routes" / "slot-0"
+    read = {p.name: p.read_text() for p in slot.iterdir() if p.is_file()}
     assert read == {"rest-canary.addr": "127.0.0.1:30003", "grpc-canary.addr": "127.0.0.1:30004",
                     "rest-stable.addr": "127.0.0.1:30001", "grpc-stable.addr": "127.0.0.1:30002",
-                    "canary.threshold": "19999999"}  # fmt: skip
-    # p% of uniformly random UUIDs sort below the threshold; 0 and 100 are never / always.
+                    "canary.threshold": "19999999", "model": "m"}  # fmt: skip
+    assert {str(p.relative_to(slot)) for p in slot.glob("*/*")} == {
+        "models/m", "hosts/m.localhost", "latest/latest-m.localhost", "prev/prev-m.localhost"}  # fmt: skip
+    other = proxy.Upstream("w-00001", 30005, 30006)
+    proxy.publish("w", other, other, 0)  # another model: the next slot, the first one untouched
+    assert proxy.served() == {"m": slot, "w": slot.with_name("slot-1")}
+    assert (slot / "rest-canary.addr").read_text() == "127.0.0.1:30003"
+    proxy._refresh(preferred="w")
+    assert proxy.default_model() == "w"
+    assert json.loads((slot.parent / "index.json").read_text()) == {"models": ["m", "w"]}
+    proxy._refresh(preferred="not-served")  # the default stays what it was
+    assert proxy.default_model() == "w"
+    proxy.publish("m", new, stable, 50)
+    assert (slot / "canary.threshold").read_text() == "80000000" and proxy.served()["m"] == slot
+
+
+def test_the_split_is_the_percentage_of_uuids_and_exact_for_spread_route_keys():
+    """p% of random UUIDs sort below the threshold; 0 and 100 are never / always. Route keys spread evenly over
+    the 32-bit space (what the integration split test sends) fall below it exactly p% of the time."""
     import uuid
 
     draws = [str(uuid.uuid4()) for _ in range(20000)]
     for percent in (0, 10, 50, 90, 100):
         share = sum(d < proxy.threshold(percent) for d in draws) / len(draws)
         assert abs(share - percent / 100) < 0.02, (percent, share)
+        keys = [f"{i * 2**32 // 200:08x}" for i in range(200)]
+        assert sum(k < proxy.threshold(percent) for k in keys) == 2 * percent
+
+
+def test_the_slots_run_out_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    proxy.reset()
+    for i in range(proxy.SLOTS):
+        up = proxy.Upstream(f"m{i}-00001", 31000 + i, 32000 + i)
+        proxy.publish(f"m{i}", up, up, 0)
+    with pytest.raises(PlatformError, match=f"{proxy.SLOTS} models are served"):
+        proxy.publish("one-more", up, up, 0)
+
+
+def test_each_model_has_its_own_spec_and_state_and_the_old_one_model_layout_moves_in(tmp_path, monkeypatch):
+    from inference_service.rollout import revisions
+
+    monkeypatch.setenv("PLATFORM_STATE_DIR", str(tmp_path))
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    old = {"model": "old-xgboost", "created": 3, "revisions": [], "traffic": {}}
+    (serving / "revisions.json").write_text(json.dumps(old))
+    (serving / "inferenceservice.yaml").write_text("kind: InferenceService\n")
+    assert revisions.models() == ["old-xgboost"] and not (serving / "revisions.json").exists()
+    assert revisions.load("old-xgboost").created == 3
+    assert isvc.read_local("old-xgboost") == {"kind": "InferenceService"}
+    assert revisions.load("new-xgboost").created == 0  # each model numbers its revisions from 00001
+    assert isvc.spec_file("a") == serving / "a" / "inferenceservice.yaml" != isvc.spec_file("b")
+
+
+def test_a_new_model_is_applied_whole_and_a_served_one_patched(defaults):
+    from inference_service.rollout.change import Change
+
+    spec = isvc.render("second", "1", "s3://b/second/v1")
+    assert Change(spec, "create", spec, 100, manifest="/s/second.yaml").kubectl() == "kubectl apply -f /s/second.yaml"
+    assert Change(spec, "merge", {"a": 1}, 100).kubectl() == (
+        f"kubectl patch isvc second -n {settings.K8S_NAMESPACE.get()} --type=merge -p '{{\"a\": 1}}'")  # fmt: skip
 
 
 def test_histogram_quantile_interpolates_like_prometheus():

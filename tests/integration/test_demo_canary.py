@@ -1,12 +1,15 @@
 """Canary rollouts on the demo's stack, with real revisions (one ModelServer process each) behind the real proxy
-(Caddy): traffic split, tag routes, zero failed requests while weights change, automatic rollback of bad
-canaries (failing, slow, killed) and promotion of a good one (the demo's own)."""
+(Caddy): traffic split (exact, by route key), tag routes, zero failed requests of keep-alive clients (http.client,
+httpx, grpc) while weights change, automatic rollback of bad canaries (failing, slow, killed), promotion of a good
+one (the demo's own), and an orphaned canary (its supervisor killed) reported alike and stopped."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,21 +19,26 @@ import pytest
 from inference_service.cli import canary_start
 from inference_service.rollout import analysis, canary, revisions
 from inference_service.rollout.loadgen import Load, sample_rows
-from inference_service.rollout.proxy import tag_host
+from inference_service.rollout.proxy import ROUTE_KEY, tag_host
 from inference_service.runtime.revision_http import HEADER
 from platform_core import settings
+from platform_core.processes import port_in_use
+from tests.integration.keepalive import KeepAliveLoad, Target
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def _answering(n: int, host: str | None = None) -> Counter:
-    """Which revision answered each of `n` sequential requests through the proxy."""
+def _answering(n: int, host: str | None = None, keyed: bool = False) -> Counter:
+    """Which revision answered each of `n` sequential requests through the proxy. `keyed`: each request carries a
+    route key, spread evenly over the key space, so p% of them go to the canary exactly (no random draw)."""
     name = settings.MODEL_NAME.get()
     body = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
-    headers = {"Host": host} if host else {}
     seen: Counter = Counter()
     with httpx.Client(timeout=10) as client:
-        for _ in range(n):
+        for i in range(n):
+            headers = {"Host": host} if host else {}
+            if keyed:
+                headers[ROUTE_KEY] = f"{i * 2**32 // n:08x}"
             answer = client.post(f"{settings.serve_url()}/v2/models/{name}/infer", json=body, headers=headers)
             assert answer.status_code == 200, answer.text
             seen[answer.headers[HEADER.decode()]] += 1
@@ -64,11 +72,8 @@ def test_split_follows_the_weights_tags_reach_each_revision_and_no_request_fails
         assert new != stable
         for weight in (10, 50, 90):
             canary.set_weight(weight)
-            seen = _answering(200)
-            share = seen[new] / sum(seen.values())
-            tolerance = 4 * (weight / 100 * (1 - weight / 100) / 200) ** 0.5 + 0.02
-            assert abs(share - weight / 100) <= tolerance, (weight, seen)
-            assert set(seen) == {new, stable}
+            seen = _answering(200, keyed=True)
+            assert seen == {new: 2 * weight, stable: 200 - 2 * weight}, (weight, seen)  # exact: no random draw
         name = settings.MODEL_NAME.get()
         assert set(_answering(10, host=tag_host("latest", name))) == {new}
         assert set(_answering(10, host=tag_host("prev", name))) == {stable}
@@ -78,6 +83,66 @@ def test_split_follows_the_weights_tags_reach_each_revision_and_no_request_fails
     assert tally.sent > 100 and tally.failed == 0, tally.failures
     assert status["latestRolledoutRevision"] == new and status["previousRolledoutRevision"] == stable
     assert [r["state"] for r in status["revisions"] if r["name"] == stable] == ["stopped"]  # drained, then stopped
+
+
+def test_weight_changes_drop_no_request_of_keepalive_rest_and_grpc_clients(demo, monkeypatch):
+    """3 runs of keep-alive load (http.client and httpx over REST, by path and by KServe's host form; grpc with the
+    model's authority and without), each while the canary's weight changes every 0.2 s: 0 failed requests."""
+    name = settings.MODEL_NAME.get()
+    # The champion again, in a revision of its own (another template than the split test's promoted one).
+    monkeypatch.setenv("PLATFORM_SERVE_FAULTS", "error_rate=0")
+    new = canary_start(alias="champion", percent=10)["latestCreatedRevision"]
+    stable = canary.status()["latestRolledoutRevision"]
+    targets = [Target.of(name), Target.of(name, host=True, authority=False)]
+    weights = itertools.cycle((50, 90, 30, 70, 10))
+    try:
+        for run in range(1, 4):
+            with KeepAliveLoad(targets) as load:
+                changes, deadline = 0, time.monotonic() + 6
+                while time.monotonic() < deadline:
+                    canary.set_weight(next(weights))
+                    changes += 1
+                    time.sleep(0.2)
+            print(f"reweight run {run}: {changes} weight changes; failed/sent {load.summary()}")
+            assert load.failed() == 0, load.failures()
+            for tally in load.tallies.values():
+                assert tally.sent > 50 and {new, stable} <= set(tally.by_revision), tally
+    finally:
+        canary.rollback()
+
+
+def test_an_orphaned_canary_is_reported_alike_and_stopped_by_rollback_and_replaced_by_promote(demo, monkeypatch):
+    """`kill -9` of a canary's supervisor leaves its server running: `canary status` and `task status` both call it
+    orphaned; the rollback stops it (port closed), and a promotion replaces an orphaned canary by a supervised one."""
+    from platform_core import stack
+
+    def orphan_of(status: dict) -> revisions.Rev:
+        rev = revisions.load().get(status["latestCreatedRevision"])
+        os.kill(rev.daemon.pid(), signal.SIGKILL)  # the supervisor alone: its server keeps running
+        deadline = time.monotonic() + 10
+        while rev.daemon.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return rev
+
+    def states(rev: revisions.Rev) -> tuple[str, str]:
+        local = {r["name"]: r["state"] for r in canary.status()["revisions"]}[rev.name]
+        listed = [s.state for s in stack.status() if s.name.endswith(rev.name)]  # a stopped one has no PID file
+        return local, listed[0] if listed else "stopped"
+
+    monkeypatch.setenv("PLATFORM_SERVE_FAULTS", "delay_ms=0, error_rate=0")  # a template not served yet
+    orphan = orphan_of(canary_start(alias="champion", percent=10))
+    assert states(orphan) == ("orphaned", "orphaned") and port_in_use("127.0.0.1", orphan.http_port)
+    canary.rollback()
+    assert states(orphan) == ("stopped", "stopped") and not port_in_use("127.0.0.1", orphan.http_port)
+    assert not orphan.daemon.orphans()
+
+    stable = canary.status()["latestRolledoutRevision"]
+    orphan = orphan_of(canary_start(alias="champion", percent=10))
+    status, _change, _champion_version = canary.promote()
+    fresh = status["latestRolledoutRevision"]
+    assert fresh not in (orphan.name, stable) and [t["revisionName"] for t in status["traffic"]] == [fresh]
+    assert states(orphan) == ("stopped", "stopped") and not port_in_use("127.0.0.1", orphan.http_port)
+    assert set(_answering(20)) == {fresh}
 
 
 def _quick_policy(**changes) -> analysis.Policy:

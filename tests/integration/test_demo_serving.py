@@ -164,3 +164,39 @@ def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisio
     stopped = revisions.stop_all()
     assert SERVING_PROXY.name in stopped and len(stopped) == 1 + len(running)
     assert SERVING_PROXY.pid() is None and not [d for d in revision_daemons() if d.pid() is not None]
+
+
+def _stalled_through_the_proxy(close: bool) -> tuple[float, bytes]:
+    import socket
+    import time
+
+    head = (f"POST /v2/models/{settings.MODEL_NAME.get()}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            f"\r\nContent-Length: 100\r\nConnection: {'close' if close else 'keep-alive'}\r\n\r\n")  # fmt: skip
+    limit = settings.SERVE_BODY_TIMEOUT_S.get() + 20
+    with socket.create_connection((settings.HOST.get(), settings.SERVE_HTTP_PORT.get()), timeout=limit) as sock:
+        sock.sendall(head.encode() + b'{"inputs":')
+        started, received = time.monotonic(), b""
+        while chunk := sock.recv(65536):  # until the proxy closes the connection
+            received += chunk
+        return time.monotonic() - started, received
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "connection-close"])
+def test_a_stalled_body_through_the_proxy_gets_408_and_the_connection_closed(served, close):
+    import json
+
+    seconds, answer = _stalled_through_the_proxy(close)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert "did not arrive within" in json.loads(body)["error"]
+    assert seconds < settings.SERVE_BODY_TIMEOUT_S.get() + 5, seconds
+
+
+def test_metrics_and_api_docs_are_not_on_the_public_port(served):
+    import httpx
+
+    for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
+        answer = httpx.get(f"{settings.serve_url()}{path}", timeout=10)
+        assert answer.status_code == 404 and "not served on the public port" in answer.json()["error"], path
+    # the v2 API still is
+    assert httpx.get(f"{settings.serve_url()}/v2/models/{served.model_name}", timeout=10).status_code == 200

@@ -160,3 +160,17 @@ def test_metadata_names_version_platform_features_classes_and_dataset(server):
         answer = stub.ModelMetadata(pb.ModelMetadataRequest(name="iris"), timeout=10)
         assert list(answer.versions) == ["7"] and answer.platform == "xgboost"
         assert list(stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=10).extensions) == []
+
+
+def test_a_grpc_tensor_in_raw_contents_is_predicted(server):
+    # KServe's own client sends binary tensors as raw_input_contents: no list data, the bytes are the tensor
+    import numpy as np
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    tensor = pb.ModelInferRequest.InferInputTensor(name="features", datatype="FP32", shape=[2, 4])
+    rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+    request = pb.ModelInferRequest(model_name="iris", inputs=[tensor], raw_input_contents=[rows.tobytes()])
+    channel, stub = _stub(server)
+    with channel:
+        answer = stub.ModelInfer(request, timeout=10)
+    assert [o.name for o in answer.outputs] == ["probabilities", "label"]
