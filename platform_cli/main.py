@@ -57,8 +57,8 @@ def main() -> None:
         # The last resort: a bug, not a user's mistake. One line here, the traceback in the log to report.
         log = _log_traceback()
         detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-        console.print(styled(f"✘ unexpected {type(exc).__name__}: {detail}", "red"),
-                      f"\n  the traceback is in {log}; please report it with that file", sep="", soft_wrap=True)  # fmt: skip
+        hint = f"\n  the traceback is in {log}; please report it with that file"
+        console.print(styled(f"✘ unexpected {type(exc).__name__}: {detail}", "red"), hint, sep="", soft_wrap=True)
         sys.exit(1)
 
 
