@@ -1,5 +1,6 @@
-"""Where a Spark run's time goes, from its event log: per job (one action) and per stage, wall time, task CPU
-time, and the bytes read, shuffled and spilled.
+"""Where a Spark run's time goes, from its event log: per SQL execution (one action: its wall time, how much of
+it its jobs ran and so how much was planning in the driver), per job and per stage (wall time, task CPU time, the
+bytes read, shuffled and spilled), and the totals.
 
     python benchmarks/spark_events.py <event log file or directory>
 
@@ -24,16 +25,23 @@ def summarize(path: str | Path) -> list[str]:
     jobs: dict[int, dict] = {}
     stages: dict[int, dict] = {}
     stage_job: dict[int, int] = {}
+    queries: dict[int, dict] = {}
     for line in (line for part in parts for line in part.read_text().splitlines()):
         event = json.loads(line)
         kind = event["Event"]
         if kind == "SparkListenerJobStart":
             desc = event.get("Properties", {}).get("callSite.short", "")
-            jobs[event["Job ID"]] = {"start": event["Submission Time"], "desc": desc, "stages": event["Stage IDs"]}
+            query = event.get("Properties", {}).get("spark.sql.execution.id")
+            jobs[event["Job ID"]] = {"start": event["Submission Time"], "desc": desc, "stages": event["Stage IDs"],
+                                     "query": int(query) if query is not None else None}  # fmt: skip
             for s in event["Stage IDs"]:
                 stage_job.setdefault(s, event["Job ID"])
         elif kind == "SparkListenerJobEnd":
             jobs[event["Job ID"]]["end"] = event["Completion Time"]
+        elif kind.endswith("SparkListenerSQLExecutionStart"):
+            queries[event["executionId"]] = {"start": event["time"], "desc": event.get("description", "")}
+        elif kind.endswith("SparkListenerSQLExecutionEnd") and event["executionId"] in queries:
+            queries[event["executionId"]]["end"] = event["time"]
         elif kind == "SparkListenerStageCompleted":
             info = event["Stage Info"]
             acc = {a["Name"]: a.get("Value") for a in info.get("Accumulables", [])}
@@ -49,9 +57,16 @@ def summarize(path: str | Path) -> list[str]:
                 "spill": int(acc.get("internal.metrics.diskBytesSpilled", 0)),
             }
     out = []
+    job_wall = {jid: (job.get("end", job["start"]) - job["start"]) / 1000 for jid, job in jobs.items()}
+    for qid, q in sorted(queries.items()):
+        mine = [jid for jid, job in jobs.items() if job["query"] == qid]
+        wall = (q.get("end", q["start"]) - q["start"]) / 1000
+        in_jobs = sum(job_wall[j] for j in mine)
+        out.append(f"sql {qid:3d} {wall:7.2f}s, {len(mine):2d} jobs {in_jobs:6.2f}s, planning {wall - in_jobs:6.2f}s  "
+                   f"{q['desc']}")  # fmt: skip
     for jid, job in sorted(jobs.items()):
-        wall = (job.get("end", job["start"]) - job["start"]) / 1000
-        out.append(f"job {jid:3d} {wall:7.2f}s  {job['desc']}")
+        wall = job_wall[jid]
+        out.append(f"job {jid:3d} {wall:7.2f}s  sql {job['query']}  {job['desc']}")
         for sid in job["stages"]:
             s = stages.get(sid)
             if s is None:
@@ -61,6 +76,10 @@ def summarize(path: str | Path) -> list[str]:
                 f"{s['cpu']:6.1f}s gc {s['gc']:5.1f}s; in {s['in'] / 2**20:6.0f} MiB, shuffle "
                 f"{s['shuffle'] / 2**20:6.1f} MiB, spill {s['spill'] / 2**20:6.0f} MiB  {s['name']}"
             )
+    if jobs:
+        first, last = min(j["start"] for j in jobs.values()), max(j.get("end", j["start"]) for j in jobs.values())
+        out.append(f"total: {len(queries)} SQL executions, {len(jobs)} jobs, {sum(job_wall.values()):.2f}s in jobs, "
+                   f"{(last - first) / 1000:.2f}s from the first job's start to the last one's end")  # fmt: skip
     return out
 
 

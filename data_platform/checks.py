@@ -9,7 +9,10 @@ What makes it cheap: one projection computes everything a record needs (reason c
 values) and is cached, so nothing is parsed twice and no filter is pushed below it (a pushed filter would
 re-evaluate the checks); reasons travel as small integer codes, not strings; the raw line is kept only for bad
 records; duplicates are found by one narrow aggregate (GROUP BY key hash: count, min and max of a record hash)
-instead of window sorts of whole records.
+instead of window sorts of whole records, and only the few records of repeated keys are looked at again. Every
+action after the parse plans a small plan (the parse and the duplicates are localCheckpoint leaves) and none is
+taken only to check something: each is analyzed, planned and code-generated anew in the driver, which on a
+fresh JVM costs more than 150 rows of work (6 actions per run; 8 before, with 26 jobs instead of 16).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 
 from pyspark import StorageLevel
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from data_platform.contract import Column, Contract
@@ -197,44 +200,38 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     return materialize(frame)
 
 
-def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> DataFrame | None:
-    """The good records that the duplicate rule quarantines: (rid, raw_line), or None when there are none.
+def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> tuple[DataFrame | None, Callable[[], None]]:
+    """The good records that the duplicate rule quarantines -> ((rid, raw_line), computed once and kept, or None
+    when there are none; a function freeing what it kept).
 
     Among good records sharing a key: exact copies (same tokens) keep one, the first by (raw line, file, line);
     records that differ are all quarantined, since nothing says which is right. Found by one aggregate over
-    hashes; only the few records of repeated keys are then looked at, with their raw lines read again by id."""
+    hashes (its size, one small action, says whether there is anything more to do and how to join); only the
+    records of repeated keys are then looked at, with their raw lines read again by id, and the keeper chosen by
+    one window over those few records: two actions in all."""
     good = parsed.where(F.col("code").isNull())
     groups = (
         good.groupBy("k1", "k2")
         .agg(F.count("*").alias("n"), (F.min("rec") != F.max("rec")).alias("conflict"))
         .where(F.col("n") > 1)
-        .drop("n")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    n_groups = groups.count()
-    if n_groups == 0:
+    size = groups.agg(F.count("*").alias("groups"), F.sum("n").alias("members")).collect()[0]
+    if size["groups"] == 0:
         groups.unpersist()
-        return None
-    members = good.select("rid", "k1", "k2").join(_small(groups, n_groups), ["k1", "k2"])
-    n_members = members.count()
-    # Persisted: both the keeper and the duplicates below read it (one rescan of the input, not two).
-    lines = source_lines(raw, contract).join(_small(members, n_members), "rid").persist(StorageLevel.MEMORY_AND_DISK)
+        return None, lambda: None
+    members = good.select("rid", "k1", "k2").join(_small(groups.drop("n"), size["groups"]), ["k1", "k2"])
+    lines = source_lines(raw, contract).join(_small(members, size["members"]), "rid")
     file, _ = raw.file_and_line(F.col("rid"))
-    keep = (
-        lines.where(~F.col("conflict"))
-        .groupBy("k1", "k2")
-        .agg(F.min(F.struct(F.col("raw_line"), file.alias("file"), F.col("rid")))["rid"].alias("keep"))
-    )
+    first = F.min(F.when(~F.col("conflict"), F.struct(F.col("raw_line"), file.alias("file"), F.col("rid"))))
     dupes = (
-        lines.join(keep, ["k1", "k2"], "left")
+        lines.select("*", first.over(Window.partitionBy("k1", "k2"))["rid"].alias("keep"))
         .where(F.col("conflict") | (F.col("rid") != F.col("keep")))
         .select("rid", "raw_line")
-        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    dupes.count()
+    dupes, release = materialize(dupes)
     groups.unpersist()
-    lines.unpersist()
-    return dupes
+    return dupes, release
 
 
 def source_lines(raw: RawInput, contract: Contract) -> DataFrame:

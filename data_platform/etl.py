@@ -92,6 +92,13 @@ def _sources(files: list[str]) -> list[dict]:
     return [{"path": str(Path(f).resolve()), "bytes": os.path.getsize(f), "sha256": sha256_file(f)} for f in files]
 
 
+def _local_bytes(files: list[str]) -> int | None:
+    """The input's size when every file is local (None for remote inputs: unknown without listing them)."""
+    if any(lake_store.is_remote(f) for f in files):
+        return None
+    return sum(os.path.getsize(f) for f in files)
+
+
 def _size_partitions(spark, files: list[str]) -> None:
     """Local inputs: shuffle partitions for what is shuffled, the key hashes (~1/5 of the raw bytes), one per
     PLATFORM_SPARK_PARTITION_MB of it and at least one per core (a local run has no more workers than cores).
@@ -124,13 +131,13 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
     test = settings.SPLIT_TEST.get() if test is None else test
     cuts = split_cuts(valid, test)
     files = source_files(raw)
-    spark = get_session()
+    spark = get_session(input_bytes=_local_bytes(files))
     _size_partitions(spark, files)
     source = open_input(spark, files, contract)  # a header lacking contract columns fails here, before any row
     parsed, release = parse(source, contract)  # the first action: every record parsed once, kept
-    dupes = None
+    release_dupes = None
     try:
-        dupes = duplicates(parsed, source, contract)
+        dupes, release_dupes = duplicates(parsed, source, contract)
         records = finalize(parsed, dupes, contract, cuts)
         tally = _tally(records, contract)
         rows_in = sum(t["rows"] for t in tally)
@@ -182,8 +189,8 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
             lake_store.commit(lake, contract.dataset, manifest, spark)  # the commit point: last write of the run
     finally:
         release()
-        if dupes is not None:
-            dupes.unpersist()
+        if release_dupes is not None:
+            release_dupes()
     return EtlResult(
         dataset=contract.dataset, version=version, path=lake_store.version_dir(lake, contract.dataset, version),
         reused=reused, rows_in=rows_in, rows_curated=rows_in - quarantined, rows_quarantined=quarantined,

@@ -14,6 +14,8 @@ index (`_metadata.row_index`), so its ids are simply file index << 40 + row inde
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -108,8 +110,37 @@ def open_input(spark: SparkSession, inputs: list[str], contract: Contract) -> Ra
     raw.lines = reader.select(F.col("_metadata.file_path").alias("file_path"),
                               F.col("_metadata.file_block_start").alias("block"), "value",
                               F.monotonically_increasing_id().alias("rid"))  # fmt: skip
-    raw.chunks = chunk_table(raw)
+    raw.chunks = _one_chunk(spark, files) or chunk_table(raw)
     return raw
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
+
+
+def _conf_bytes(spark: SparkSession, key: str) -> int | None:
+    """A byte-size setting of the session ("4194304", "4MB", "128m"), or None when it cannot be read."""
+    try:
+        value = spark.conf.get(key)  # the default too ("4194304b"), unlike get(key, None)
+    except Exception:  # noqa: BLE001 - an unknown key: no shortcut
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", (value or "").lower())
+    return int(match[1]) * _BYTE_UNITS[match[2]] if match and match[2] in _BYTE_UNITS else None
+
+
+def _one_chunk(spark: SparkSession, files: list[str]) -> list[dict] | None:
+    """The chunk table without reading a line, where it is known: one local file no larger than Spark's file
+    open cost (and its maximum partition size) is never split, so it is one chunk, read by partition 0, whose
+    ids start at 0. Saves an action (planning and a job) on small inputs; None otherwise."""
+    if len(files) != 1 or not files[0].startswith("file:"):
+        return None
+    limits = [_conf_bytes(spark, k) for k in ("spark.sql.files.openCostInBytes", "spark.sql.files.maxPartitionBytes")]
+    try:
+        size = os.path.getsize(display(files[0]))
+    except OSError:
+        return None
+    if None in limits or size > min(limits):
+        return None
+    return [{"file": 0, "start": 0, "n": None, "block": 0, "first_line": 1}]
 
 
 def chunk_table(raw: RawInput) -> list[dict]:

@@ -271,3 +271,25 @@ def test_the_contracts_raw_server_path_is_the_input_unless_platform_raw_path_say
                      defect_rate=0.0, seed=9)  # fmt: skip
     monkeypatch.setenv("PLATFORM_RAW_PATH", other["raw"])
     assert run_etl(None, str(tmp_path / "lake"), side["contract"]).rows_in == 120
+
+
+def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
+    """One small local file is one chunk starting at id 0 (known without a job); the counting pass agrees, and
+    an input Spark splits (file open cost and partition size lowered) is counted, its header id still line 1."""
+    from data_platform.inputs import chunk_table, open_input
+
+    def keyed(chunks):
+        return [(c["file"], c["start"], c["first_line"]) for c in chunks]
+
+    raw = open_input(spark, [str(synth["raw"])], synth["contract"])
+    assert keyed(raw.chunks) == keyed(chunk_table(raw)) == [(0, 0, 1)]
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.files.openCostInBytes", "spark.sql.files.maxPartitionBytes")}
+    try:
+        spark.conf.set("spark.sql.files.openCostInBytes", "1k")
+        spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+        split = open_input(spark, [str(synth["raw"])], synth["contract"])
+        assert len(split.chunks) > 1 and split.header_ids == [0]
+        assert [c["first_line"] for c in split.chunks][:2] == [1, split.chunks[0]["n"] + 1]
+    finally:
+        for k, v in saved.items():
+            spark.conf.set(k, v)
