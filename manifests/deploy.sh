@@ -89,6 +89,7 @@ metadata:
 data:
 "
   if [ $# -eq 0 ]; then
+    # shellcheck disable=SC2016  # a go-template for kubectl, not a shell expansion
     tpl+='{{range $k, $v := .data}}  {{$k}}: {{printf "%q" $v}}
 {{end}}'
   else

@@ -130,9 +130,8 @@ def _routes(kind: str) -> list[dict[str, Any]]:
                     _route(_file_match(slot / "hosts", "{http.request.host}"), _split(kind, slot))]  # fmt: skip
     routes = [{"match": [{"host": ["*.localhost"]}], "handle": [{"handler": "subroute", "routes": by_host}]}]
     if kind == "rest":
-        # Each revision's own port keeps them (Prometheus scrapes revisions, never the proxy); the public port
-        # serves the v2 API only.
-        internal = {"error": "not served on the public port: metrics and API docs are on each revision's own port"}
+        # The API docs stay on each revision's own port: the public port serves the v2 API.
+        internal = {"error": "not served on the public port: the API docs are on each revision's own port"}
         routes.insert(0, _route({"path": list(INTERNAL_PATHS)}, _static(404, json.dumps(internal))))
         by_path = [_route(_file_match(slot / "models", "{http.request.uri.path.2}"), _split(kind, slot))
                    for slot in slots]  # fmt: skip
@@ -149,7 +148,8 @@ def _routes(kind: str) -> list[dict[str, Any]]:
     return routes
 
 
-INTERNAL_PATHS = ("/metrics", "/metrics/*", "/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*")
+# `/metrics` stays public for now: the analysis and the notebooks read a revision's counters through the proxy.
+INTERNAL_PATHS = ("/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*")
 
 
 def _route(match: dict[str, Any], handler: dict[str, Any]) -> dict[str, Any]:

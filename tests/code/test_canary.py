@@ -81,7 +81,8 @@ def test_proxy_config_is_one_shape_of_slots_whatever_is_served_and_has_no_tcp_ad
     rest = cfg["apps"]["http"]["servers"]["rest"]
     assert rest["listen"] == [f"127.0.0.1:{settings.SERVE_HTTP_PORT.get()}"]
     routes = tmp_path / "serving" / "routes"
-    by_host, index, by_path, unavailable, default = rest["routes"]
+    internal, by_host, index, by_path, unavailable, default = rest["routes"]
+    assert internal["match"] == [{"path": list(proxy.INTERNAL_PATHS)}] and "/openapi.json" in proxy.INTERNAL_PATHS
     # KServe's host form and its tag hosts, per slot: latest- (canary only), prev- (stable only), <name> (split).
     assert by_host["match"] == [{"host": ["*.localhost"]}]
     inner = by_host["handle"][0]["routes"]

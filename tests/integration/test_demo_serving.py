@@ -149,23 +149,6 @@ def test_serve_notebook_executes_against_the_served_model(served):
     assert "traffic 100 %" in text and "answered by " + served.model_name + "-predictor-" in text
 
 
-# Last: it stops the served model the tests above (and test_demo, test_demo_canary) talk to.
-def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisions(demo, local_stack):
-    import json
-
-    from inference_service.rollout import revisions
-    from platform_core.stack import SERVING_PROXY, revision_daemons
-
-    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
-    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "canary",
-                             "predict (after canary)"]  # fmt: skip
-    running = [d for d in revision_daemons() if d.pid() is not None]
-    assert SERVING_PROXY.pid() is not None and running
-    stopped = revisions.stop_all()
-    assert SERVING_PROXY.name in stopped and len(stopped) == 1 + len(running)
-    assert SERVING_PROXY.pid() is None and not [d for d in revision_daemons() if d.pid() is not None]
-
-
 def _stalled_through_the_proxy(close: bool) -> tuple[float, bytes]:
     import socket
     import time
@@ -192,11 +175,28 @@ def test_a_stalled_body_through_the_proxy_gets_408_and_the_connection_closed(ser
     assert seconds < settings.SERVE_BODY_TIMEOUT_S.get() + 5, seconds
 
 
-def test_metrics_and_api_docs_are_not_on_the_public_port(served):
+def test_the_api_docs_are_not_on_the_public_port(served):
     import httpx
 
-    for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
+    for path in ("/openapi.json", "/docs", "/redoc"):
         answer = httpx.get(f"{settings.serve_url()}{path}", timeout=10)
         assert answer.status_code == 404 and "not served on the public port" in answer.json()["error"], path
     # the v2 API still is
     assert httpx.get(f"{settings.serve_url()}/v2/models/{served.model_name}", timeout=10).status_code == 200
+
+
+# Last: it stops the served model the tests above (and test_demo, test_demo_canary) talk to.
+def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisions(demo, local_stack):
+    import json
+
+    from inference_service.rollout import revisions
+    from platform_core.stack import SERVING_PROXY, revision_daemons
+
+    timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
+    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "canary",
+                             "predict (after canary)"]  # fmt: skip
+    running = [d for d in revision_daemons() if d.pid() is not None]
+    assert SERVING_PROXY.pid() is not None and running
+    stopped = revisions.stop_all()
+    assert SERVING_PROXY.name in stopped and len(stopped) == 1 + len(running)
+    assert SERVING_PROXY.pid() is None and not [d for d in revision_daemons() if d.pid() is not None]
