@@ -116,11 +116,12 @@ def promote(model_name: str | None = None) -> tuple[str, str | None]:
     challenger = version_by_alias(model_name, CHALLENGER)
     if challenger is None:
         raise PlatformError(f"model {model_name!r} has no @{CHALLENGER}", "run `task gate` first")
-    if challenger.tags.get("gate") != "passed":
-        raise PlatformError(f"{model_name} v{challenger.version} did not pass the gate", "run `task gate`")
     champion = version_by_alias(model_name, CHAMPION)
+    # Already the champion: nothing moves (its gate tag may since say `unchanged`, from gating it again).
     if champion is not None and champion.version == challenger.version:
         return str(challenger.version), None
+    if challenger.tags.get("gate") != "passed":
+        raise PlatformError(f"{model_name} v{challenger.version} did not pass the gate", "run `task gate`")
     registry = client()
     if champion is not None:
         registry.set_registered_model_alias(model_name, PREVIOUS, champion.version)
