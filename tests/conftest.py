@@ -136,3 +136,21 @@ def iris_bundle(tmp_path, iris_booster) -> Path:
         "class_labels": ["setosa", "versicolor", "virginica"],
     }))  # fmt: skip
     return tmp_path
+
+
+def wait_until_serving(process, port: int, what: str, output=lambda: "", timeout: float = 90) -> None:
+    """Block until a v2 server process answers ready on 127.0.0.1:`port`; fail with its last output if it exits."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, output()[-3000:]
+        assert time.monotonic() < deadline, f"{what} did not get ready in {timeout:g} s"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)

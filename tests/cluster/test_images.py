@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
-import time
 import tomllib
 
 import httpx
@@ -17,6 +16,7 @@ from orchestration import pipeline
 from platform_core import settings
 from platform_core.processes import free_port
 from tests.cluster.dockerfile_replay import REPO, copy_sources, replay
+from tests.conftest import wait_until_serving
 
 SERVING = REPO / "docker" / "serving.Dockerfile"
 PLATFORM = REPO / "docker" / "Dockerfile"
@@ -44,16 +44,7 @@ def test_the_serving_image_serves_a_bundle_to_ready_and_answers_a_v2_request(ser
     server = serving_image.run("--model-name", "iris", "--model-dir", str(iris_bundle), "--host", "127.0.0.1",
                                "--http-port", str(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the serving image's server did not get ready in 90 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        wait_until_serving(server, port, "the serving image's server", output=lambda: server.stderr.read().decode())
         answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/iris/infer", json=BODY, timeout=10)
         assert answer.status_code == 200, answer.text
         label = next(o for o in answer.json()["outputs"] if o["name"] == "label")

@@ -18,6 +18,7 @@ import pytest
 
 from platform_core.bundle import BUNDLE_FILE
 from platform_core.processes import free_port
+from tests.conftest import wait_until_serving
 
 BODY_TIMEOUT = 1.5
 HUGE = "n" * (5 << 20)  # a 5 MB input name
@@ -45,16 +46,7 @@ def server(tmp_path_factory, iris_booster):
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server did not get ready in 90 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        wait_until_serving(process, http_port, "the server", output=log.read_text)
         yield {"http": http_port, "grpc": grpc_port, "log": log, "url": f"http://127.0.0.1:{http_port}"}
     finally:
         process.terminate()
