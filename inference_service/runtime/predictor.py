@@ -99,6 +99,7 @@ class XGBoostPredictor(kserve.Model):
         self.prediction_log = PredictionLog(log_path, settings.SERVE_PREDICTION_LOG_RATE.get())
         self.metrics = metrics.Served(self.name, self.version)
         self.metrics.classes(self.classes)
+        self.metadata_json = orjson.dumps(self.metadata())  # encoded once: it cannot change while loaded
         self.ready = True
         return self.ready
 

@@ -33,7 +33,6 @@ import inference_service.runtime.kserve_seam  # noqa: F401  (before any other ks
 
 # isort: split
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -96,7 +95,7 @@ class V2Gaps:
         if scope["method"] == "GET" and scope["path"].count("/") == 3 and scope["path"].startswith("/v2/models/"):
             model = self.models.get(scope["path"].split("/")[3])
             if model is not None and model.ready:
-                body = orjson.dumps(model.metadata())
+                body = model.metadata_json
                 headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 return await send({"type": "http.response.body", "body": body})
