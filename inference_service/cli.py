@@ -194,10 +194,11 @@ def predict(
         Path | None, typer.Argument(help="v2 request JSON (default: inference_service/input.json)")
     ] = None,
     grpc: Annotated[bool, typer.Option(help="Send over gRPC instead of REST")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw v2 answer (one JSON line) instead")] = False,
     model: ModelOption = None,
 ):
-    """Send a v2 inference request to a served model and print the answer (REST by its path, gRPC by the
-    KServe authority `<model>.localhost`)."""
+    """Send a v2 inference request to a served model and print one line per row: the predicted class and its
+    probability (REST by the model's path, gRPC by the KServe authority `<model>.localhost`)."""
     from inference_service.rollout.proxy import model_host
     from inference_service.runtime.client import (
         DEFAULT_INPUT,
@@ -215,10 +216,13 @@ def predict(
         response = infer_grpc(target, name, features_of(request), authority=model_host(name))
     else:
         response = infer_rest(settings.serve_url(), name, request)
-    console.print_json(json.dumps(response))
+    if as_json:
+        # Plain stdout, not the console: the line must stay valid JSON whatever the terminal's width.
+        print(json.dumps(response, separators=(",", ":")))
+        return response
     rows = predicted_classes(response)  # class names come from the served bundle, never from code
-    done(
-        f"{response['model_name']} v{response.get('model_version')} predicts: "
-        + ", ".join(f"{c} ({p:.2f})" for c, p in rows)
-    )
+    width = len(str(len(rows) - 1))
+    for index, (label, probability) in enumerate(rows):
+        console.print(f"row {index:>{width}}: {label} ({probability:.2f})")
+    done(f"{response['model_name']} v{response.get('model_version')} answered {len(rows)} rows")
     return response

@@ -26,6 +26,22 @@ def _stop_on_sigterm(signum, frame):
 
 signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
+CLUSTER_TESTS = Path(__file__).parent / "cluster"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The lanes (`task test:fast|cluster|integration|e2e`) follow from what a test needs, not from memory: the
+    session's local stack -> integration, the demo -> e2e, tests/cluster/ (offline bundle checks) -> cluster;
+    everything else is the fast lane (code, data, model)."""
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        if "demo" in needs:
+            item.add_marker(pytest.mark.e2e)
+        if needs & {"local_stack", "demo"}:
+            item.add_marker(pytest.mark.integration)
+        if CLUSTER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.cluster)
+
 
 def free_port_block(size: int, offset: int) -> int:
     """A base port where base..base+size-1 and the same ports + offset are all free (SeaweedFS needs both)."""

@@ -167,6 +167,12 @@ def status(model: str | None = None) -> dict[str, Any]:
     return backend(model).status()
 
 
+def running_revision_urls(model: str | None = None) -> dict[str, str]:
+    """Revision name -> its own loopback URL, for each running revision of a locally served model: where its
+    `/metrics` and API docs are (the public port serves only the v2 API)."""
+    return {r["name"]: r["url"] for r in status(model).get("revisions", []) if r.get("state") == "running"}
+
+
 def statuses() -> dict[str, dict[str, Any]]:
     """Every served model's predictor status, by model name (locally: every model with serving state; on a
     cluster: the platform's InferenceServices in the namespace)."""

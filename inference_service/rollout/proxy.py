@@ -130,8 +130,11 @@ def _routes(kind: str) -> list[dict[str, Any]]:
                     _route(_file_match(slot / "hosts", "{http.request.host}"), _split(kind, slot))]  # fmt: skip
     routes = [{"match": [{"host": ["*.localhost"]}], "handle": [{"handler": "subroute", "routes": by_host}]}]
     if kind == "rest":
-        # The API docs stay on each revision's own port: the public port serves the v2 API.
-        internal = {"error": "not served on the public port: the API docs are on each revision's own port"}
+        # The API docs and the metrics stay on each revision's own port: the public port serves the v2 API.
+        internal = {
+            "error": "not served on the public port: the API docs and /metrics are on each revision's own "
+            "port (`task canary:status` reads them)"
+        }
         routes.insert(0, _route({"path": list(INTERNAL_PATHS)}, _static(404, json.dumps(internal))))
         by_path = [_route(_file_match(slot / "models", "{http.request.uri.path.2}"), _split(kind, slot))
                    for slot in slots]  # fmt: skip
@@ -148,8 +151,9 @@ def _routes(kind: str) -> list[dict[str, Any]]:
     return routes
 
 
-# `/metrics` stays public for now: the analysis and the notebooks read a revision's counters through the proxy.
-INTERNAL_PATHS = ("/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*")
+# Local Prometheus-style readers (the analysis, `canary:status`, the serve notebook) scrape each revision's own
+# port, as Prometheus scrapes predictor pods on a cluster.
+INTERNAL_PATHS = ("/metrics", "/metrics/*", "/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*")
 
 
 def _route(match: dict[str, Any], handler: dict[str, Any]) -> dict[str, Any]:

@@ -274,11 +274,13 @@ def test_grpc_answers_for_the_served_version_only_and_rejects_non_finite_input(d
 
 
 def test_metrics_count_answers_and_rejections_by_reason_per_version(demo):
+    from inference_service.rollout.canary import running_revision_urls
     from inference_service.runtime.client import served_metrics
 
     name = settings.MODEL_NAME.get()
     version = str(demo.get_model_version_by_alias(name, "champion").version)
-    samples = served_metrics(settings.serve_url())
+    (revision_url,) = running_revision_urls(name).values()  # /metrics is on the revision's own port only
+    samples = served_metrics(revision_url)
 
     def value(metric: str, **labels) -> float:
         return samples.get((metric, tuple(sorted({"model": name, "version": version, **labels}.items()))), 0.0)

@@ -175,10 +175,10 @@ def test_a_stalled_body_through_the_proxy_gets_408_and_the_connection_closed(ser
     assert seconds < settings.SERVE_BODY_TIMEOUT_S.get() + 5, seconds
 
 
-def test_the_api_docs_are_not_on_the_public_port(served):
+def test_the_api_docs_and_metrics_are_not_on_the_public_port(served):
     import httpx
 
-    for path in ("/openapi.json", "/docs", "/redoc"):
+    for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
         answer = httpx.get(f"{settings.serve_url()}{path}", timeout=10)
         assert answer.status_code == 404 and "not served on the public port" in answer.json()["error"], path
     # the v2 API still is
