@@ -29,14 +29,22 @@ signal.signal(signal.SIGTERM, _stop_on_sigterm)
 CLUSTER_TESTS = Path(__file__).parent / "cluster"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """The lanes (`task test:fast|cluster|integration|e2e`) follow from what a test needs, not from memory: the
     session's local stack -> integration, the demo -> e2e, tests/cluster/ (offline bundle checks) -> cluster;
-    everything else is the fast lane (code, data, model)."""
+    everything else is the fast lane (code, data, model).
+
+    Under `pytest -n 2 --dist loadgroup` (`task test`) the tests of the demo run in one worker, in file order
+    (they share what the demo left serving), and the other stack tests in one worker; each of those workers
+    starts its own private stack. Everything else fills whichever worker is free."""
     for item in items:
         needs = set(getattr(item, "fixturenames", ()))
         if "demo" in needs:
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("demo"))
+        elif "local_stack" in needs:
+            item.add_marker(pytest.mark.xdist_group("stack"))
         if needs & {"local_stack", "demo"}:
             item.add_marker(pytest.mark.integration)
         if CLUSTER_TESTS in item.path.parents:
@@ -92,6 +100,9 @@ def isolated_settings(tmp_path_factory) -> Path:
         "PLATFORM_TUNE_MAX_ROUNDS": "15",
         # With 2 trials of 15 rounds first, this seed's search (60 rounds) passes the gate: the demo's canary runs.
         "PLATFORM_DEMO_SECOND_SEED": "43",
+        # Loopback requests take milliseconds: a short drain and analysis step still see hundreds of them.
+        "PLATFORM_CANARY_DRAIN_S": "0.5",
+        "PLATFORM_CANARY_INTERVAL_S": "1",
     }
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PLATFORM_PROFILE", "PLATFORM_TRACKING_URI",
                 "PLATFORM_S3_ENDPOINT", "MLFLOW_TRACKING_URI"):  # fmt: skip
