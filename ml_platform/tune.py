@@ -127,6 +127,7 @@ def init_ray() -> None:
     # Tune snapshots the experiment state (what `--resume` restores) every 10 s by default: a trial that finished
     # in the last 10 s before a kill would run again. The state of a small search is cheap to write every second.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    _log_ray_to_file()  # already for ray.init's own messages (off the main thread it warns about SIGTERM)
     for attempt in (1, 2, 3):
         if ray.is_initialized():
             break

@@ -160,7 +160,9 @@ def compile_pipeline(path: str | None = None) -> str:
 
     target = path or str(settings.REPO_ROOT / COMPILED)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    compiler.Compiler().compile(flow, target)
+    partial = f"{target}.partial.yaml"  # kfp names the format by the suffix
+    compiler.Compiler().compile(flow, partial)
+    os.replace(partial, target)  # a reader never sees half a pipeline
     return target
 
 

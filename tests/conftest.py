@@ -51,13 +51,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.cluster)
 
 
+def _port_range() -> tuple[int, int]:
+    """20000-30000, split between pytest-xdist workers: a port one worker picked (and binds only when its stack
+    starts, minutes later) is never picked by another one meanwhile."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    span = 10000 // count
+    low = 20000 + int(worker.removeprefix("gw")) * span
+    return low, low + span - 16  # room for a block's size
+
+
 def free_port_block(size: int, offset: int) -> int:
     """A base port where base..base+size-1 and the same ports + offset are all free (SeaweedFS needs both)."""
     import random
 
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 30000)
+        base = rng.randrange(*_port_range())
         ports = [base + i for i in range(size)] + [base + offset + i for i in range(size)]
         if all(_is_free(p) for p in ports):
             return base
@@ -65,8 +75,9 @@ def free_port_block(size: int, offset: int) -> int:
 
 
 def quiet_port() -> int:
-    """A free port in 20000-30000: outside the kernel's ephemeral range and Ray's worker ports (10002-19999), so
-    no client socket or Ray worker takes a service's port while a test has that service stopped."""
+    """A free port in this worker's share of 20000-30000: outside the kernel's ephemeral range and Ray's worker
+    ports (10002-19999), so no client socket or Ray worker takes a service's port while a test has that service
+    stopped."""
     while (port := free_port_block(1, offset=0)) in _TAKEN:
         pass
     _TAKEN.add(port)

@@ -10,6 +10,7 @@ import pytest
 from inference_service.rollout import canary
 from orchestration import pipeline
 from platform_core import settings
+from tests import readme
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -18,17 +19,23 @@ def _alias(demo, alias: str) -> str:
     return str(demo.get_model_version_by_alias(settings.MODEL_NAME.get(), alias).version)
 
 
-def test_the_pipeline_reaches_a_promoted_canary_then_reuses_its_search_and_skips_the_canary(demo, capsys):
+def test_the_pipeline_reaches_a_promoted_canary_then_reuses_its_search_and_skips_the_canary(demo):
     name = settings.MODEL_NAME.get()
     # The demo's first model is champion again: the demo's second search (same seed and rounds) beats it.
     demo.set_registered_model_alias(name, "champion", _alias(demo, "previous"))
     before = canary.status()["latestRolledoutRevision"]
+    # The first run is the README's command, as a user types it (its arguments are the demo's second search).
+    command = readme.command("task pipeline:run")
     arguments = {"samples": settings.TUNE_SAMPLES.get(), "max_rounds": settings.TUNE_MAX_ROUNDS.get() * 4,
                  "seed": settings.DEMO_SECOND_SEED.get()}  # fmt: skip
+    assert command.split(" -- ")[1].split() == [
+        "--samples", str(arguments["samples"]), "--max-rounds", str(arguments["max_rounds"]),
+        "--seed", str(arguments["seed"]),
+    ]  # fmt: skip
 
-    tasks = pipeline.run_local(**arguments)
-    assert {n: t.status for n, t in tasks.items()} == {"etl": "done", "tune": "done", "gate": "done",
-                                                       "rollout": "done"}  # fmt: skip
+    out = readme.run(command, timeout=600).stdout
+    assert "pipeline finished: etl done, tune done, gate done, rollout done" in out, out
+    assert "rollout" in out and "done in" in out and "Traceback" not in out
     status = canary.status()
     rolled_out = status["latestRolledoutRevision"]
     assert rolled_out != before and [(t["revisionName"], t["percent"]) for t in status["traffic"]] == [
@@ -36,8 +43,6 @@ def test_the_pipeline_reaches_a_promoted_canary_then_reuses_its_search_and_skips
     ]
     promoted = _alias(demo, "champion")
     assert {r["name"]: r["version"] for r in status["revisions"]}[rolled_out] == promoted
-    console = capsys.readouterr().out
-    assert "rollout" in console and "done in" in console and "Traceback" not in console
 
     again = pipeline.run_local(**arguments)
     assert again["tune"].status == "cached"  # same dataset content hash and search settings: kfp's cache
