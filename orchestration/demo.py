@@ -44,19 +44,25 @@ def second_round() -> None:
 log = logging.getLogger(__name__)
 
 
-def _warm(what: str, start: Callable[[], object]) -> threading.Thread:
-    """Start something a later stage needs in a background thread. A failure is only logged: the stage that
-    needs it starts it again itself and reports the error the usual way."""
+def _warm(what: str, start: Callable[[], object], stay: bool = False) -> threading.Event:
+    """Start something a later stage needs in a background thread; the event is set when it is up. A failure
+    is only logged: the stage that needs it starts it again itself and reports the error the usual way.
+    `stay`: the thread lives on until the process ends. Ray starts its raylet and GCS with the parent-death
+    signal (PR_SET_PDEATHSIG), which the kernel sends when the *thread* that started them ends: a warm-up
+    thread that returned would take the Ray runtime (and with it this process) down."""
+    ready = threading.Event()
 
     def body() -> None:
         try:
             start()
         except Exception:  # noqa: BLE001 - the stage itself reports it
             log.warning("warming up %s failed; its stage starts it", what, exc_info=True)
+        ready.set()
+        if stay:
+            threading.Event().wait()
 
-    thread = threading.Thread(target=body, name=f"warm-{what}", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=body, name=f"warm-{what}", daemon=True).start()
+    return ready
 
 
 def _spark_for_the_etl() -> None:
@@ -89,9 +95,9 @@ def run() -> None:
         console.rule(styled(name, "bold"))
         start = time.monotonic()
         if name in warming:
-            warming.pop(name).join()
+            warming.pop(name).wait()
         if name == "etl":
-            warming["tune"] = _warm("ray", _ray_for_the_search)
+            warming["tune"] = _warm("ray", _ray_for_the_search, stay=True)
         response = command()
         timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)
     (settings.state_dir() / "demo-timings.json").write_text(json.dumps(timings, indent=2))

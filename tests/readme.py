@@ -119,9 +119,9 @@ def run(text: str, timeout: float = 300, expect_ok: bool = True) -> subprocess.C
     """Run a README command with bash from the repo root, the venv's tools first on PATH; fail on a non-zero exit."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("NO_COLOR", None)
-    result = subprocess.run(["bash", "-c", as_run_here(text)], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    # stdout: what the user sees, both streams interleaved (the CLI's progress and results are on stderr).
+    result = subprocess.run(["bash", "-c", as_run_here(text)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=timeout)  # fmt: skip
     if expect_ok:
-        output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        assert result.returncode == 0, f"`{text}` exited {result.returncode}:\n{output}"
+        assert result.returncode == 0, f"`{text}` exited {result.returncode}:\n{result.stdout[-4000:]}"
     return result

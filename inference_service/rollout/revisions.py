@@ -20,6 +20,8 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,18 +145,28 @@ def bundle_dir(model_name: str, revision: str) -> Path:
     return model_dir(model_name) / revision
 
 
+DOWNLOAD_TIMEOUT_S = 300  # a bundle is one model file and its metadata
+
+
 def download(storage_uri: str, model_name: str, revision: str) -> Path:
-    """Fetch a serving bundle with KServe's storage initializer (what an InferenceService runs for storageUri)."""
-    from kserve_storage import Storage  # heavy import (cloud SDKs); only this step needs it
+    """Fetch a serving bundle with KServe's storage initializer, in its own process as an InferenceService runs
+    it for storageUri (see storage_initializer)."""
+    from inference_service.rollout import storage_initializer
 
     target = bundle_dir(model_name, revision)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     settings.apply_client_env()
     try:
-        Storage.download(storage_uri, str(target))
-    except RuntimeError as exc:  # kserve_storage's way of saying "nothing there"
-        raise PlatformError(f"no serving bundle at {storage_uri}: {exc}", "run `task export`") from exc
+        done = subprocess.run([sys.executable, "-m", storage_initializer.__name__, storage_uri, str(target)],
+                              capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise PlatformError(f"downloading {storage_uri} did not finish in {exc.timeout:g} s", "check S3") from exc
+    why = done.stderr.strip().splitlines()[-1][:300] if done.stderr.strip() else f"exit code {done.returncode}"
+    if done.returncode == storage_initializer.NOTHING_THERE:
+        raise PlatformError(f"no serving bundle at {storage_uri}: {why}", "run `task export`")
+    if done.returncode != 0:
+        raise PlatformError(f"KServe's storage initializer failed on {storage_uri}: {why}", "check S3 (`task status`)")
     return target
 
 

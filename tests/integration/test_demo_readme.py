@@ -37,7 +37,8 @@ def test_the_request_by_hand_commands_answer(demo):
         lines = [line for line in out.splitlines() if re.match(r"row \d+: \S+ \(\d\.\d\d\)$", line)]
         assert len(lines) == rows and f"answered {rows} rows" in out, out
         assert "Traceback" not in out and '"outputs"' not in out
-    raw = readme.run(readme.command("task predict -- --json")).stdout.strip().splitlines()[-1]
+    out = readme.run(readme.command("task predict -- --json")).stdout
+    (raw,) = [line for line in out.splitlines() if line.startswith("{")]  # one JSON line, nothing else of it
     assert json.loads(raw)["model_name"] == settings.MODEL_NAME.get()
 
 
