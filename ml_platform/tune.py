@@ -112,6 +112,14 @@ def _log_ray_to_file() -> None:
     ray_logger.addHandler(handler)
     ray_logger.setLevel(logging.INFO)
     ray_logger.propagate = False
+    # ray.init(configure_logging=False) empties the "ray" logger's handlers before it logs its first words
+    # (e.g. that it set no SIGTERM handler off the main thread); with none left, Python's last-resort handler
+    # would print them. Its own module's logger keeps a handler through that.
+    init_logger = logging.getLogger("ray._private.worker")
+    for old in list(init_logger.handlers):
+        init_logger.removeHandler(old)
+    init_logger.addHandler(handler)
+    init_logger.propagate = False
     # The driver's MLflow logger threads report per-trial failures there too; the CLI prints one line.
     tracking_logger = logging.getLogger("ml_platform.tracking")
     for old in list(tracking_logger.handlers):

@@ -15,11 +15,16 @@ def up() -> list[stack.ServiceStatus]:
     """Start the local stack (SeaweedFS S3 + MLflow) on 127.0.0.1; a no-op for what already runs."""
     with step("Starting SeaweedFS (S3) and the MLflow server"):
         services = stack.up()
+    up_done()
+    return services
+
+
+def up_done() -> None:
+    """`up`'s result line (the demo prints it when it has waited for a stack started alongside the ETL)."""
     done(
         f"stack up: S3 {settings.s3_endpoint()} (bucket {settings.BUCKET.get()}), MLflow {settings.tracking_uri()} "
         "(login: `task mlflow:credentials`)"
     )
-    return services
 
 
 @app.command()

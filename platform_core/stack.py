@@ -74,15 +74,14 @@ def _bin(name: str) -> str:
     return found
 
 
-def start_seaweedfs() -> None:
+def start_services() -> None:
+    """Both processes first, then the waits: MLflow's start (most of `up`) does not touch S3, which it reaches
+    only per artifact request."""
     SEAWEED.start(seaweed.argv(_bin("weed")))
+    MLFLOW.start(mlflow_server.argv(_bin("mlflow")), env=mlflow_server.env())
     SEAWEED.wait_ready(lambda: storage.client().list_buckets() is not None, timeout=60, what="SeaweedFS S3")
     seaweed.verify_grpc_refuses_plaintext()
     storage.ensure_bucket(settings.BUCKET.get())
-
-
-def start_mlflow() -> None:
-    MLFLOW.start(mlflow_server.argv(_bin("mlflow")), env=mlflow_server.env())
     MLFLOW.wait_ready(mlflow_server.answers_with_auth, timeout=120, what="MLflow")
 
 
@@ -97,8 +96,7 @@ def up() -> list[ServiceStatus]:
     preflight()
     was_running = {d: d.pid() is not None for d in (SEAWEED, MLFLOW)}
     try:
-        start_seaweedfs()
-        start_mlflow()
+        start_services()
         settings.apply_client_env()
         runs.close_orphaned_runs()  # left RUNNING by a search whose process or backend died
     except BaseException:

@@ -194,7 +194,7 @@ def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisio
 
     timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
     assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "canary",
-                             "predict (after canary)"]  # fmt: skip
+                             "predict (after canary)", "wall"]  # fmt: skip
     running = [d for d in revision_daemons() if d.pid() is not None]
     assert SERVING_PROXY.pid() is not None and running
     stopped = revisions.stop_all()
