@@ -29,35 +29,27 @@ signal.signal(signal.SIGTERM, _stop_on_sigterm)
 CLUSTER_TESTS = Path(__file__).parent / "cluster"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """The lanes (`task test:fast|cluster|integration|e2e`) follow from what a test needs, not from memory: the
     session's local stack -> integration, the demo -> e2e, tests/cluster/ (offline bundle checks) -> cluster;
-    everything else is the fast lane (code, data, model).
-
-    Under `pytest -n 2 --dist loadgroup` (`task test`) the tests of the demo run in one worker, in file order
-    (they share what the demo left serving), and the other stack tests in one worker; each of those workers
-    starts its own private stack. Everything else fills whichever worker is free."""
-    for item in items:
-        needs = set(getattr(item, "fixturenames", ()))
-        if "demo" in needs:
-            item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("demo"))
-        elif "local_stack" in needs:
-            item.add_marker(pytest.mark.xdist_group("stack"))
-        if needs & {"local_stack", "demo"}:
-            item.add_marker(pytest.mark.integration)
-        if CLUSTER_TESTS in item.path.parents:
-            item.add_marker(pytest.mark.cluster)
+    everything else is the fast lane (code, data, model). `task test` runs the e2e lane and the rest side by side
+    (tests/lanes.py)."""
+    needs = set(getattr(item, "fixturenames", ()))
+    if "demo" in needs:
+        item.add_marker(pytest.mark.e2e)
+    if needs & {"local_stack", "demo"}:
+        item.add_marker(pytest.mark.integration)
+    if CLUSTER_TESTS in item.path.parents:
+        item.add_marker(pytest.mark.cluster)
 
 
 def _port_range() -> tuple[int, int]:
-    """20000-30000, split between pytest-xdist workers: a port one worker picked (and binds only when its stack
-    starts, minutes later) is never picked by another one meanwhile."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    """20000-30000, split between the sessions `task test` runs side by side (tests/lanes.py sets
+    PLATFORM_TEST_SLOT=i/n): a port one session picked (and binds only when its stack starts, minutes later) is
+    never picked by the other meanwhile."""
+    slot, count = map(int, os.environ.get("PLATFORM_TEST_SLOT", "0/1").split("/"))
     span = 10000 // count
-    low = 20000 + int(worker.removeprefix("gw")) * span
+    low = 20000 + slot * span
     return low, low + span - 16  # room for a block's size
 
 

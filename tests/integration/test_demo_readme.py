@@ -22,7 +22,7 @@ def _version(demo, alias: str) -> str:
 def _served() -> dict[str, int]:
     status = canary.status()
     versions = {r["name"]: str(r["version"]) for r in status["revisions"]}
-    return {versions[t["revisionName"]]: t["percent"] for t in status["traffic"]}
+    return {versions[t["revisionName"]]: t["percent"] for t in status["traffic"] if t["percent"]}
 
 
 def test_the_request_by_hand_commands_answer(demo):
@@ -34,7 +34,7 @@ def test_the_request_by_hand_commands_answer(demo):
     rows = json.loads((readme.REPO / "inference_service/input.json").read_text())["inputs"][0]["shape"][0]
     for command in (readme.command("task predict"), readme.command("task predict -- --grpc")):
         out = readme.run(command).stdout
-        lines = [line for line in out.splitlines() if re.match(r"row \d+: \S+ \(\d\.\d\d\)$", line)]
+        lines = [line for line in out.splitlines() if re.search(r"\brow \d+: \S+ \(\d\.\d\d\)$", line)]
         assert len(lines) == rows and f"answered {rows} rows" in out, out
         assert "Traceback" not in out and '"outputs"' not in out
     out = readme.run(readme.command("task predict -- --json")).stdout

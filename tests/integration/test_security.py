@@ -154,10 +154,15 @@ def test_weed_shell_without_the_certificates_reads_nothing(secret_object):
 def test_up_refuses_a_seaweedfs_that_fell_back_to_plaintext_grpc(tmp_path):
     """SeaweedFS silently serves plaintext gRPC when it cannot read its certificates: `up` must notice, refuse,
     and leave nothing running."""
-    from tests.conftest import free_port_block
+    from tests.conftest import free_port_block, quiet_port
 
     base = free_port_block(5, offset=seaweed.GRPC_OFFSET)
-    env = {**os.environ, "PLATFORM_STATE_DIR": str(tmp_path), "PLATFORM_S3_PORT": str(base)}
+    env = {
+        **os.environ,
+        "PLATFORM_STATE_DIR": str(tmp_path),
+        "PLATFORM_S3_PORT": str(base),
+        "PLATFORM_MLFLOW_PORT": str(quiet_port()),
+    }  # `up` starts MLflow too before it checks SeaweedFS
     env.pop("AWS_ACCESS_KEY_ID", None), env.pop("AWS_SECRET_ACCESS_KEY", None)
     subprocess.run(
         [sys.executable, "-c", "from platform_core import seaweed; seaweed.ensure_security_config()"],
