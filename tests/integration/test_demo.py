@@ -3,6 +3,8 @@
 Runs the same `demo` command a user runs (via ./setup-env demo), against the session's private stack.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -364,3 +366,18 @@ def test_kserve_rest_client_works_with_binary_tensors(demo):
     result = asyncio.run(call())
     assert [o.name for o in result.outputs] == ["probabilities", "label"]
     assert result.outputs[0].as_numpy().shape == (3, 3)
+
+
+# What a third party prints when it is not kept off the console: Ray's fatal-signal dumps, Python tracebacks and
+# warnings, log lines of Spark (log4j), Ray, MLflow, uvicorn or kserve.
+THIRD_PARTY = re.compile(
+    r"\*\*\* SIG|SIGTERM|Traceback|Warning|WARNING|\bWARN\b|\bINFO\b|DEBUG|log4j|SLF4J|Using Spark|"
+    r"\(raylet\)|\(pid=|\bray\.|\bmlflow\.|uvicorn|\bkserve\."
+)
+
+
+def test_the_demo_prints_only_its_own_progress_and_result_lines(demo):
+    lines = (settings.state_dir() / "demo-console.log").read_text(errors="replace").splitlines()
+    assert any("demo finished" in line for line in lines) and any("✔ tune:" in line for line in lines)
+    foreign = [line for line in lines if THIRD_PARTY.search(line)]
+    assert not foreign, "\n".join(foreign[:20])
