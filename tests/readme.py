@@ -99,7 +99,7 @@ def covering(command: str) -> str:
 
 def command(start: str) -> str:
     """The one local README command that is `start` or begins with it (plus arguments)."""
-    found = [c for c in local_commands() if c == start or c.startswith(start + " ")]
+    found = list(dict.fromkeys(c for c in local_commands() if c == start or c.startswith(start + " ")))
     found = [c for c in found if max((k for k in COVERAGE if c == k or c.startswith(k + " ")), key=len) == start]
     assert len(found) == 1, f"the README has {len(found)} commands for {start!r}: {found}"
     return found[0]
@@ -118,7 +118,7 @@ def as_run_here(text: str) -> str:
 def run(text: str, timeout: float = 300, expect_ok: bool = True) -> subprocess.CompletedProcess:
     """Run a README command with bash from the repo root, the venv's tools first on PATH; fail on a non-zero exit."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("NO_COLOR", None)
+    env["NO_COLOR"] = "1"  # go-task colors its command echo otherwise
     # stdout: what the user sees, both streams interleaved (the CLI's progress and results are on stderr).
     result = subprocess.run(["bash", "-c", as_run_here(text)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=timeout)  # fmt: skip

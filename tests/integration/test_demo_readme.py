@@ -34,7 +34,8 @@ def test_the_request_by_hand_commands_answer(demo):
     rows = json.loads((readme.REPO / "inference_service/input.json").read_text())["inputs"][0]["shape"][0]
     for command in (readme.command("task predict"), readme.command("task predict -- --grpc")):
         out = readme.run(command).stdout
-        lines = [line for line in out.splitlines() if re.search(r"\brow \d+: \S+ \(\d\.\d\d\)$", line)]
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+        lines = [line for line in plain.splitlines() if re.fullmatch(r"row \d+: \S+ \(\d\.\d\d\)", line.strip())]
         assert len(lines) == rows and f"answered {rows} rows" in out, out
         assert "Traceback" not in out and '"outputs"' not in out
     out = readme.run(readme.command("task predict -- --json")).stdout
