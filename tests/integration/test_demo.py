@@ -372,7 +372,7 @@ def test_kserve_rest_client_works_with_binary_tensors(demo):
 # warnings, log lines of Spark (log4j), Ray, MLflow, uvicorn or kserve.
 THIRD_PARTY = re.compile(
     r"\*\*\* SIG|SIGTERM|Traceback|Warning|WARNING|\bWARN\b|\bINFO\b|DEBUG|log4j|SLF4J|Using Spark|"
-    r"\(raylet\)|\(pid=|\bray\.|\bmlflow\.|uvicorn|\bkserve\."
+    r"\(raylet\)|\(pid=|\bray\.|\bmlflow\.|uvicorn|\bkserve\.(?!io)"
 )
 
 
