@@ -215,11 +215,7 @@ def _unchanged_latest(lake: str, contract: Contract, files: list[str], valid: fl
     if (manifest.get("job_version"), manifest.get("contract", {}).get("sha256")) != (JOB_VERSION, contract.sha256):
         return None
     split = manifest.get("split", {})
-    if (split.get("valid"), split.get("test"), json.loads(json.dumps(split.get("buckets")))) != (
-        valid,
-        test,
-        json.loads(json.dumps(cuts)),
-    ):
+    if (split.get("valid"), split.get("test"), list(split.get("buckets") or [])) != (valid, test, list(cuts)):
         return None
     recorded = manifest.get("sources") or []
     if [r.get("bytes") for r in recorded] != [os.path.getsize(f) for f in files]:

@@ -4,7 +4,6 @@ calls its stage's public function), with a timing table at the end."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,55 +39,38 @@ def second_round() -> None:
     serving_cli.canary_auto(load=True)
 
 
-log = logging.getLogger(__name__)
-
-
-def _warm(what: str, start: Callable[[], object], stay: bool = False) -> threading.Event:
-    """Start something a later stage needs in a background thread; the event is set when it is up. A failure
-    is only logged: the stage that needs it starts it again itself and reports the error the usual way.
-    `stay`: the thread lives on until the process ends. Ray starts its raylet and GCS with the parent-death
-    signal (PR_SET_PDEATHSIG), which the kernel sends when the *thread* that started them ends: a warm-up
-    thread that returned would take the Ray runtime (and with it this process) down."""
-    ready = threading.Event()
-
-    def body() -> None:
-        try:
-            start()
-        except Exception:  # noqa: BLE001 - the stage itself reports it
-            log.warning("warming up %s failed; its stage starts it", what, exc_info=True)
-        ready.set()
-        if stay:
-            threading.Event().wait()
-
-    threading.Thread(target=body, name=f"warm-{what}", daemon=True).start()
-    return ready
-
-
 class _Alongside:
-    """A stage run in a background thread while the next ones run; `wait` returns its seconds or raises its
-    error in the caller."""
+    """A stage (or a later stage's start-up) run in a background thread while the next stages run; `wait`
+    returns its seconds or raises its error in the stage that needs it.
 
-    def __init__(self, command: Callable[[], object]):
+    `stay`: the thread lives on until the process ends. Ray starts its raylet and GCS with the parent-death
+    signal (PR_SET_PDEATHSIG), which the kernel sends when the *thread* that started them ends: a thread that
+    returned after ray.init would take the Ray runtime (and with it this process) down."""
+
+    def __init__(self, command: Callable[[], object], stay: bool = False):
         self.seconds, self.error = 0.0, None
-        self._thread = threading.Thread(target=self._run, args=(command,), name="stage-alongside", daemon=True)
-        self._thread.start()
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(command, stay), name="stage-alongside", daemon=True).start()
 
-    def _run(self, command: Callable[[], object]) -> None:
+    def _run(self, command: Callable[[], object], stay: bool) -> None:
         start = time.monotonic()
         try:
             command()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting stage
             self.error = exc
         self.seconds = round(time.monotonic() - start, 1)
+        self._done.set()
+        if stay:
+            threading.Event().wait()
 
     def wait(self) -> float:
-        self._thread.join()
+        self._done.wait()
         if self.error is not None:
             raise self.error
         return self.seconds
 
 
-def _ray_for_the_search() -> None:
+def _start_ray() -> None:
     from ml_platform.tune import init_ray
 
     init_ray()
@@ -97,7 +79,7 @@ def _ray_for_the_search() -> None:
 def run() -> None:
     """End to end: up, ETL, tune, gate, export, serve v1; a second search, gate, canary at 10%, automatic analysis
     (promote or roll back), predict. Leaves the stack running."""
-    stages = (("up", stack_cli.up), ("etl", data_cli.etl), ("tune", ml_cli.tune),
+    stages = (("up", stack.up), ("etl", data_cli.etl), ("tune", ml_cli.tune),
               ("gate", lambda: ml_cli.gate(promote=True)), ("export", ml_cli.export), ("serve", serving_cli.serve),
               ("predict", serving_cli.predict), ("canary", second_round),
               ("predict", serving_cli.predict))  # fmt: skip
@@ -106,12 +88,12 @@ def run() -> None:
     timings: dict[str, float] = {}
     wall = time.monotonic()
     alongside: _Alongside | None = None
-    ray_ready: threading.Event | None = None
+    ray: _Alongside | None = None
     for name, command in stages:
         console.rule(styled(name, "bold"))
         start = time.monotonic()
         if name == "up":  # without its spinner: the ETL's shows meanwhile (one live display at a time)
-            alongside, timings["up"] = _Alongside(stack.up), 0.0
+            alongside, timings["up"] = _Alongside(command), 0.0
             console.print("SeaweedFS and MLflow start alongside the ETL (it needs neither); the search waits for them")
             continue
         if alongside is not None and name != "etl":
@@ -119,9 +101,9 @@ def run() -> None:
             alongside = None
             stack_cli.up_done()
         if name == "etl":
-            ray_ready = _warm("ray", _ray_for_the_search, stay=True)
-        elif name == "tune" and ray_ready is not None:
-            ray_ready.wait()
+            ray = _Alongside(_start_ray, stay=True)
+        elif name == "tune" and ray is not None:
+            ray.wait()
         response = command()
         timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)
     wall = round(time.monotonic() - wall, 1)

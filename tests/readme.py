@@ -89,18 +89,21 @@ def local_commands() -> list[str]:
     return [c for b in blocks() if b.local and b.lang == "bash" for c in commands(b)]
 
 
-def covering(command: str) -> str:
-    """The COVERAGE entry of a command: the longest key it starts with."""
+def covering_key(command: str) -> str:
+    """The COVERAGE key of a command: the longest one it is or starts with (KeyError: nothing covers it)."""
     keys = [k for k in COVERAGE if command == k or command.startswith(k + " ")]
     if not keys:
         raise KeyError(command)
-    return COVERAGE[max(keys, key=len)]
+    return max(keys, key=len)
+
+
+def covering(command: str) -> str:
+    return COVERAGE[covering_key(command)]
 
 
 def command(start: str) -> str:
-    """The one local README command that is `start` or begins with it (plus arguments)."""
-    found = list(dict.fromkeys(c for c in local_commands() if c == start or c.startswith(start + " ")))
-    found = [c for c in found if max((k for k in COVERAGE if c == k or c.startswith(k + " ")), key=len) == start]
+    """The one local README command whose COVERAGE key is `start` (the same command in two blocks is one)."""
+    found = list(dict.fromkeys(c for c in local_commands() if c.startswith(start) and covering_key(c) == start))
     assert len(found) == 1, f"the README has {len(found)} commands for {start!r}: {found}"
     return found[0]
 

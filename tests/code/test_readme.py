@@ -31,7 +31,7 @@ def test_every_local_readme_command_is_run_by_a_test_or_says_why_not():
             assert len(where) > len("not run: ") + 10, command
             continue
         source = (readme.REPO / where).read_text()
-        key = max((k for k in readme.COVERAGE if command == k or command.startswith(k + " ")), key=len)
+        key = readme.covering_key(command)
         assert f"readme.command({key!r})" in source or f'readme.command("{key}")' in source, (command, where)
 
 
