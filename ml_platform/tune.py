@@ -200,10 +200,12 @@ def _scheduler(config: SearchConfig):
     if config.scheduler == "fifo":
         return tune.schedulers.FIFOScheduler()
     # +1: a finished trial's last report (its model) comes one iteration after its last round; ASHA must not
-    # cut a trial at max_t before that report.
+    # cut a trial at max_t before that report. A grace period past max_t (`--max-rounds 3` with grace 5) would
+    # trip ASHA's assertion: no trial reaches a rung there, so the first rung is the end.
+    max_t = config.max_rounds + 1
     return tune.schedulers.ASHAScheduler(
-        time_attr="training_iteration", max_t=config.max_rounds + 1,
-        grace_period=config.grace_period, reduction_factor=config.reduction_factor,
+        time_attr="training_iteration", max_t=max_t,
+        grace_period=min(config.grace_period, max_t), reduction_factor=config.reduction_factor,
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ def test_the_pipeline_reaches_a_promoted_canary_then_reuses_its_search_and_skips
     before = canary.status()["latestRolledoutRevision"]
     # The first run is the README's command, as a user types it (its arguments are the demo's second search).
     command = readme.command("task pipeline:run")
-    arguments = {"samples": settings.TUNE_SAMPLES.get(), "max_rounds": settings.TUNE_MAX_ROUNDS.get() * 4,
+    arguments = {"samples": settings.TUNE_SAMPLES.get(), "max_rounds": settings.TUNE_MAX_ROUNDS.get(),
                  "seed": settings.DEMO_SECOND_SEED.get()}  # fmt: skip
     assert command.split(" -- ")[1].split() == [
         "--samples", str(arguments["samples"]), "--max-rounds", str(arguments["max_rounds"]),
