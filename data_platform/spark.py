@@ -49,14 +49,14 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None) 
     read: below SMALL_INPUT_BYTES a new JVM compiles with C1 only (see SMALL_INPUT_JIT)."""
     # Without this Spark picks the machine's first interface, which may not exist offline.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    jit = f"{JIT_OPTIONS} {GC_OPTIONS}"
+    jvm_options = f"{JIT_OPTIONS} {GC_OPTIONS}"
     if input_bytes is not None and input_bytes <= SMALL_INPUT_BYTES:
-        jit = f"{jit} {SMALL_INPUT_JIT}"
+        jvm_options = f"{jvm_options} {SMALL_INPUT_JIT}"
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # the CLI shows its own progress
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {jit}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {jvm_options}")
         .config("spark.sql.shuffle.partitions", "4")  # small inputs; run_etl sizes it by the input
         .config("spark.sql.codegen.maxFields", CODEGEN_MAX_FIELDS)
         .config("spark.sql.codegen.hugeMethodLimit", HUGE_METHOD_LIMIT)

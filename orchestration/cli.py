@@ -14,8 +14,8 @@ app = new_app(__doc__)
 
 @app.command()
 def demo() -> None:
-    """End to end: up, ETL, tune, gate, export, serve v1; a second search, gate, canary at 10%, automatic analysis
-    (promote or roll back), predict. Leaves the stack running."""
+    """End to end: up, ETL, a quick baseline search, gate, export, serve v1; the full search, gate, canary at 10%,
+    automatic analysis (promote or roll back), predict. Leaves the stack running."""
     from orchestration import demo as flow
 
     flow.run()

@@ -89,8 +89,8 @@ def _start_ray() -> None:
 
 
 def run() -> None:
-    """End to end: up, ETL, tune, gate, export, serve v1; a second search, gate, canary at 10%, automatic analysis
-    (promote or roll back), predict. Leaves the stack running."""
+    """End to end: up, ETL, a quick baseline search, gate, export, serve v1; the full search, gate, canary at 10%,
+    automatic analysis (promote or roll back), predict. Leaves the stack running."""
     stages = (("up", stack.up), ("etl", data_cli.etl), ("tune", baseline),
               ("gate", lambda: ml_cli.gate(promote=True)), ("export", ml_cli.export), ("serve", serving_cli.serve),
               ("predict", serving_cli.predict), ("canary", second_round),

@@ -47,10 +47,10 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     codes = [proc.wait() for _, proc in procs]
-    for (name, _), log, code in zip(procs, logs, codes, strict=True):
+    for (name, expression), log, code in zip(LANES, logs, codes, strict=True):
         if log is not None:
             log.seek(0)
-            print(f"\n===== {name} (pytest -m '{LANES[1][1]}') =====", flush=True)
+            print(f"\n===== {name} (pytest -m '{expression}') =====", flush=True)
             sys.stdout.write(log.read())
         print(f"lane {name}: {'passed' if code == 0 else f'FAILED (exit {code})'}", flush=True)
     return max(codes)
