@@ -5,6 +5,7 @@ error details) that must print literally. Our own styling goes through `styled`,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.text import Text
 
 console = Console(stderr=True, markup=False, highlight=False)
+_held = threading.local()  # .lines: this thread's result lines, while it runs `held()`
+
+
+@contextmanager
+def held() -> Iterator[list[Text]]:
+    """In this thread, bars and spinners show nothing and result lines are kept in the yielded list instead of
+    printed: for a stage run alongside another one's live display (rich shows one at a time), whose lines are
+    printed when the stage that waits for it begins."""
+    _held.lines = lines = []
+    try:
+        yield lines
+    finally:
+        _held.lines = None
+
+
+def _holding() -> list[Text] | None:
+    return getattr(_held, "lines", None)
 
 
 def styled(text: str, style: str) -> Text:
@@ -24,6 +42,9 @@ def styled(text: str, style: str) -> Text:
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
     """A bar of `total` steps; yields a function that advances it by one."""
+    if _holding() is not None:
+        yield lambda: None
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", style="bold", markup=False),
@@ -40,13 +61,20 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
 @contextmanager
 def step(description: str) -> Iterator[None]:
     """A spinner for a step whose length is unknown."""
+    if _holding() is not None:
+        yield
+        return
     with console.status(styled(f"{description}…", "bold")):
         yield
 
 
 def done(message: str) -> None:
     """The one result line a stage ends with."""
-    console.print(Text.assemble(("✔", "green"), " ", message), soft_wrap=True)  # a path is not cut in two
+    line = Text.assemble(("✔", "green"), " ", message)
+    if (lines := _holding()) is not None:
+        lines.append(line)
+    else:
+        console.print(line, soft_wrap=True)  # a path is not cut in two
 
 
 def new_app(doc: str | None) -> typer.Typer:
