@@ -193,8 +193,8 @@ def test_demo_records_stage_timings_and_stopping_serving_stops_proxy_and_revisio
     from platform_core.stack import SERVING_PROXY, revision_daemons
 
     timings = json.loads((settings.state_dir() / "demo-timings.json").read_text())
-    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "canary",
-                             "predict (after canary)", "wall"]  # fmt: skip
+    assert list(timings) == ["up", "etl", "tune", "gate", "export", "serve", "predict", "tune (2nd, alongside serve)",
+                             "canary", "predict (after canary)", "wall"]  # fmt: skip
     running = [d for d in revision_daemons() if d.pid() is not None]
     assert SERVING_PROXY.pid() is not None and running
     stopped = revisions.stop_all()
