@@ -34,7 +34,7 @@ _CONFIG = json.dumps(
         "cache_id": 0,
     }  # fmt: skip
 ).encode()
-_TYPESTR = {np.dtype(np.float32): "<f4", np.dtype(np.float64): "<f8"}
+_TYPESTR = {np.dtype(np.float32): b"<f4", np.dtype(np.float64): b"<f8"}
 
 
 def library():
@@ -61,7 +61,7 @@ class DensePredict:
             features.ctypes.data,
             features.shape[0],
             features.shape[1],
-            _TYPESTR[features.dtype].encode(),
+            _TYPESTR[features.dtype],
         )
         shape, dims, preds = ctypes.POINTER(ctypes.c_uint64)(), ctypes.c_uint64(), ctypes.POINTER(ctypes.c_float)()
         status = self._call(
