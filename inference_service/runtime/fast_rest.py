@@ -3,7 +3,7 @@
 KServe's route pays, per request, for FastAPI routing, pydantic models of the request and the response, its
 middleware stack, and a Python list per tensor both ways (`[v.item() for v in ...]`, even for binary inputs).
 For the requests a served model takes as they are (inputs as JSON data or binary-extension tensors, no
-per-output options), `rest.V2Gaps` answers here instead: inside KServe's app, with the same `kserve.Model`.
+per-output options), `rest.V2Gaps` answers here instead: in front of KServe's app, with the same `kserve.Model`.
 Everything else, malformed requests included, is replayed to KServe's route, which answers or rejects it as
 before, so the error paths stay in one place.
 """

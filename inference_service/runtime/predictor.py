@@ -31,6 +31,7 @@ from kserve.utils.utils import generate_uuid
 
 from inference_service.runtime import metrics
 from inference_service.runtime.bounded import quote
+from inference_service.runtime.coalesce import Coalescer
 from inference_service.runtime.prediction_log import PredictionLog
 from inference_service.runtime.tensors import INPUT, LABEL, LABEL_AS_INDEX, PROBABILITIES
 from inference_service.runtime.xgboost_seam import DensePredict
@@ -68,6 +69,7 @@ class XGBoostPredictor(kserve.Model):
         self.version = version  # registry version, echoed in every response so callers see who answered
         self._booster: xgb.Booster | None = None
         self._predict: DensePredict | None = None
+        self._coalesced: Coalescer | None = None
         self._n_features = 0
         self.feature_names: list[str] = []
         self.classes: list[str] = []
@@ -89,6 +91,7 @@ class XGBoostPredictor(kserve.Model):
         self._booster = xgb.Booster(params={"nthread": 1}, model_file=str(files[0]))
         self._n_features = self._booster.num_features()  # read once here, not per request
         self._predict = DensePredict(self._booster)  # inplace_predict's answer without its per-call Python
+        self._coalesced = Coalescer(self._predict)  # concurrent small requests in one booster call
         self.feature_names, self.classes = list(bundle["feature_names"]), list(bundle["class_labels"])
         if len(self.feature_names) != self._n_features:
             raise RuntimeError(
@@ -203,16 +206,29 @@ class XGBoostPredictor(kserve.Model):
         if isinstance(rows, int) and rows > INLINE_ROWS:
             # Big batches on a worker thread: liveness and small requests keep answering meanwhile.
             return await asyncio.to_thread(self.answer, payload)
-        # Small ones inline: the booster call takes microseconds, less than a hop to the thread pool.
-        return self.answer(payload)
+        # Small ones on the loop, predicted together with the others waiting (see coalesce).
+        return self._response(payload, *await self.infer_arrays_joined(payload))
 
     def infer_arrays(self, payload: InferRequest) -> tuple[np.ndarray, np.ndarray]:
         """Validate and predict: (probabilities FP32 [N, classes], class index [N]); counted and logged."""
         started = time.perf_counter()
+        features = self._validated(payload)
+        return self._concluded(payload, features, self._predict(features), started)
+
+    async def infer_arrays_joined(self, payload: InferRequest) -> tuple[np.ndarray, np.ndarray]:
+        """`infer_arrays` on the event loop, its rows predicted in one booster call with those of the other
+        requests waiting on the loop (the same answer, see `inference_service.runtime.coalesce`)."""
+        started = time.perf_counter()
+        features = self._validated(payload)
+        return self._concluded(payload, features, await self._coalesced(features), started)
+
+    def _validated(self, payload: InferRequest) -> np.ndarray:
         self._check_outputs(payload)
-        features = self._features(payload)
-        # in place: no DMatrix per request; for multi:softprob the answer is [N, classes].
-        proba = self._predict(features)
+        return self._features(payload)
+
+    def _concluded(self, payload: InferRequest, features: np.ndarray, proba: np.ndarray,
+                   started: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        # (predicted in place: no DMatrix per request; for multi:softprob the answer is [N, classes])
         if proba.ndim == 1:  # a binary:logistic booster answers P(class 1) only
             proba = np.column_stack([1.0 - proba, proba])
         index = proba.argmax(axis=1)
@@ -231,7 +247,15 @@ class XGBoostPredictor(kserve.Model):
         Requests that name their outputs take KServe's encoder."""
         if payload.request_outputs:
             return self.answer(payload).to_rest()
-        proba, index = self.infer_arrays(payload)
+        return self._rest_body(payload, *self.infer_arrays(payload))
+
+    async def rest_answer_joined(self, payload: InferRequest) -> tuple[bytes, int | None]:
+        """`rest_answer` on the event loop, predicted with the other requests waiting on it."""
+        if payload.request_outputs:
+            return self.answer(payload).to_rest()
+        return self._rest_body(payload, *await self.infer_arrays_joined(payload))
+
+    def _rest_body(self, payload: InferRequest, proba: np.ndarray, index: np.ndarray) -> tuple[bytes, int | None]:
         as_index = bool((payload.parameters or {}).get(LABEL_AS_INDEX, False))
         outputs = [
             {"name": PROBABILITIES, "shape": list(proba.shape), "datatype": "FP32"},
@@ -271,7 +295,9 @@ class XGBoostPredictor(kserve.Model):
 
     def answer(self, payload: InferRequest) -> InferResponse:
         """Validate, predict and build the response (the synchronous core of `predict`)."""
-        proba, index = self.infer_arrays(payload)
+        return self._response(payload, *self.infer_arrays(payload))
+
+    def _response(self, payload: InferRequest, proba: np.ndarray, index: np.ndarray) -> InferResponse:
         as_index = bool((payload.parameters or {}).get(LABEL_AS_INDEX, False))
         binary = payload.use_binary_outputs
         probabilities = InferOutput(PROBABILITIES, list(proba.shape), "FP32")

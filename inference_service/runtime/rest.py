@@ -18,8 +18,8 @@ answer, these only fill gaps in its Open Inference Protocol v2 behaviour.
   are replayed to KServe's route. Bodies over 256 KiB are decoded and predicted on a worker thread, so liveness
   and small requests keep answering during a large batch.
 
-All of it is one plain ASGI middleware (no per-request Starlette wrapper), outermost in KServe's app but for the
-revision's own, and two exception handlers.
+All of it is one plain ASGI middleware wrapping KServe's whole app (outside FastAPI's middleware stack: what it
+answers never enters it), inside the revision's own, and two exception handlers.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class V2Gaps:
                 self._count(path, "body_limit")
                 return await _error(send, 413, problem)
             try:
-                body = await asyncio.wait_for(read_body(receive, self.max_body), self.body_timeout)
+                async with asyncio.timeout(self.body_timeout):  # a timer handle, not a task per request (wait_for)
+                    body = await read_body(receive, self.max_body)
             except TimeoutError:
                 problem = (f"the request body did not arrive within {self.body_timeout:g} s "
                            "(PLATFORM_SERVE_BODY_TIMEOUT_S); send it whole")  # fmt: skip
@@ -154,13 +155,20 @@ def _decode_and_answer(model, body: bytes, binary: bytes | None) -> tuple[bytes,
     return model.rest_answer(fast_rest.decode(body, binary, model.name))
 
 
+async def _decode_and_answer_joined(model, body: bytes, binary: bytes | None) -> tuple[bytes, int | None]:
+    payload = fast_rest.decode(body, binary, model.name)
+    if hasattr(model, "rest_answer_joined"):
+        return await model.rest_answer_joined(payload)
+    return model.rest_answer(payload)
+
+
 async def _answer_fast(model, body: bytes, binary: bytes | None, send) -> bool:
     """Answer on the fast path; False when the request is not one it takes (the caller replays it)."""
     try:
         if len(body) > OFFLOAD_BYTES:
             answer, header_length = await asyncio.to_thread(_decode_and_answer, model, body, binary)
-        else:
-            answer, header_length = _decode_and_answer(model, body, binary)
+        else:  # on the loop, predicted together with the other small requests waiting on it
+            answer, header_length = await _decode_and_answer_joined(model, body, binary)
     except fast_rest.NotFast:
         return False
     except Exception as exc:  # noqa: BLE001 - every failure is answered in {"error"} form, never dropped
@@ -274,12 +282,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(status_code=exc.status_code, content={"error": detail}, headers=exc.headers)
 
 
-def extend(app: FastAPI, models: list, max_body: int, body_timeout: float = 10.0) -> None:
-    """Install the middleware and the handlers on KServe's app, after KServe added its own middlewares (this one
-    is then outside them) and before it starts serving."""
+def extend(app: FastAPI, models: list, max_body: int, body_timeout: float = 10.0) -> V2Gaps:
+    """Install the handlers on KServe's app (after KServe built it, before it serves) -> the ASGI app to serve:
+    the middleware wrapping KServe's whole app, its own middleware stack included."""
     versions = {m.name: str(getattr(m, "version", "") or "") for m in models}
     app.state.served_versions = versions
-    app.add_middleware(V2Gaps, versions=versions, max_body=max_body, models={m.name: m for m in models},
-                       body_timeout=body_timeout)  # fmt: skip
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    return V2Gaps(app, versions=versions, max_body=max_body, models={m.name: m for m in models},
+                  body_timeout=body_timeout)  # fmt: skip

@@ -163,11 +163,12 @@ class LoopbackModelServer(kserve_seam.SocketModelServer):
     def rest_socket(self) -> socket.socket:
         return _listen(self.host, self.http_port, self.reuse_port)
 
-    def extend_app(self, app) -> None:
-        rest.extend(app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20,
-                    body_timeout=settings.SERVE_BODY_TIMEOUT_S.get())  # fmt: skip
-        if self.revision:  # added last = outermost: it sees every answer, the middleware's own 4xx included
-            app.add_middleware(Revision, revision=self.revision, faults=self.faults)
+    def extend_app(self, app):
+        served = rest.extend(app, self._models, max_body=settings.SERVE_MAX_REQUEST_MB.get() << 20,
+                             body_timeout=settings.SERVE_BODY_TIMEOUT_S.get())  # fmt: skip
+        if self.revision:  # outermost: it sees every answer, the platform's own 4xx included
+            served = Revision(served, revision=self.revision, faults=self.faults)
+        return served
 
     def grpc_server(self) -> kserve_seam.LoopbackGRPCServer | None:
         if not self._loopback_grpc:

@@ -1,7 +1,8 @@
 """A revision's model server against requests that could hold or flood it, and what it says about itself: a real
 server process (`python -m inference_service.runtime.server`) on loopback ports, attacked over raw sockets, httpx and
 gRPC. Stalled bodies get 408 and a closed connection; error texts and log lines quote user input at a bounded length,
-over gRPC as INVALID_ARGUMENT; metadata carries version, platform and properties; REST and gRPC agree."""
+over gRPC as INVALID_ARGUMENT; metadata carries version, platform and properties; REST and gRPC agree; concurrent
+requests, predicted together, each get their own answer."""
 
 from __future__ import annotations
 
@@ -166,3 +167,47 @@ def test_a_grpc_tensor_in_raw_contents_is_predicted(server):
     with channel:
         answer = stub.ModelInfer(request, timeout=10)
     assert [o.name for o in answer.outputs] == ["probabilities", "label"]
+
+
+def test_concurrent_requests_each_get_the_answer_they_get_alone(server):
+    # Concurrent small requests share one booster call (inference_service/runtime/coalesce.py): over REST and
+    # gRPC at once, FP32 and FP64, each must still get exactly its own rows' answer.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    rng = np.random.default_rng(1)
+    batches = [rng.uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (int(n), 4)).astype(np.float32)
+               for n in rng.integers(1, 4, size=48)]  # fmt: skip
+    bodies = [{"inputs": [{"name": "features", "shape": list(b.shape), "datatype": "FP64" if i % 4 == 0 else "FP32",
+                           "data": b.ravel().tolist()}]} for i, b in enumerate(batches)]  # fmt: skip
+    url = f"{server['url']}/v2/models/iris/infer"
+
+    def probabilities(answer: dict) -> np.ndarray:
+        return np.float32(answer["outputs"][0]["data"])
+
+    alone = [probabilities(httpx.post(url, json=b, timeout=10).json()) for b in bodies]
+
+    async def rest_together():
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=16)) as client:
+            return await asyncio.gather(*[client.post(url, json=b) for b in bodies])
+
+    def grpc_one(stub, batch):
+        tensor = pb.ModelInferRequest.InferInputTensor(name="features", datatype="FP32", shape=list(batch.shape))
+        tensor.contents.fp32_contents.extend(batch.ravel().tolist())
+        answer = stub.ModelInfer(pb.ModelInferRequest(model_name="iris", inputs=[tensor]), timeout=30)
+        return np.frombuffer(answer.raw_output_contents[0], "<f4") if answer.raw_output_contents else \
+            np.float32(answer.outputs[0].contents.fp32_contents)  # fmt: skip
+
+    channel, stub = _stub(server)
+    with channel, ThreadPoolExecutor(8) as pool:
+        grpc_answers = pool.map(lambda b: grpc_one(stub, b), batches)
+        rest_answers = asyncio.run(rest_together())
+        grpc_answers = list(grpc_answers)
+    for i, (mine, response) in enumerate(zip(alone, rest_answers, strict=True)):
+        assert response.status_code == 200, response.text
+        np.testing.assert_array_equal(probabilities(response.json()), mine, err_msg=f"REST request {i}")
+        # (gRPC sends every batch as FP32: the FP64 copies of float32 values are predicted alike)
+        np.testing.assert_array_equal(grpc_answers[i].reshape(mine.shape), mine, err_msg=f"gRPC request {i}")

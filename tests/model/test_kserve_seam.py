@@ -36,7 +36,18 @@ def test_model_server_queues_the_rest_start_in_servers_and_gathers_them_in_serve
 def test_rest_server_builds_its_app_and_serves_uvicorn_on_given_sockets():
     need(callable(getattr(RESTServer, "create_application", None)), "RESTServer.create_application()")
     need("self._server = " in inspect.getsource(RESTServer.__init__), "RESTServer._server (uvicorn's Server)")
+    need("self.config = uvicorn.Config(" in inspect.getsource(RESTServer.__init__), "RESTServer.config")
     import uvicorn
+
+    # The platform's app replaces Config.app before serve() loads it, and a loaded app that is not a string is
+    # served as it is.
+    from kserve.protocol.rest import server as rest_server
+    from uvicorn.importer import import_from_string
+
+    need("if not self.config.loaded:" in inspect.getsource(rest_server._RefreshingServer.serve),
+         "the REST server loading its uvicorn Config in serve()")  # fmt: skip
+    marker = object()
+    need(import_from_string(marker) is marker, "uvicorn taking a Config.app object as it is")
 
     need("sockets" in inspect.signature(uvicorn.Server.serve).parameters, "uvicorn Server.serve(sockets=...)")
     from kserve.model_server import app

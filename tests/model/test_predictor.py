@@ -146,13 +146,13 @@ def test_large_batches_are_answered_off_the_event_loop_with_the_same_result(pred
 
     rows = np.tile(np.asarray(ROWS, dtype=np.float32), (INLINE_ROWS, 1))  # 2 x INLINE_ROWS rows
     threads = []
-    answer = predictor.answer
+    concluded = predictor._concluded  # runs where the prediction ran
 
-    def spy(payload):
+    def spy(*args):
         threads.append(threading.current_thread())
-        return answer(payload)
+        return concluded(*args)
 
-    predictor.answer = spy
+    predictor._concluded = spy
     big = asyncio.run(predictor.predict(_request(rows, list(rows.shape))))
     small = asyncio.run(predictor.predict(_request(ROWS, [2, 4])))
     assert threads[0] is not threading.main_thread() and threads[1] is threading.main_thread()
