@@ -90,6 +90,14 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
+def stop_session() -> None:
+    """Stop the process's SparkContext, if one runs (executors, block manager, cached blocks): what the
+    interpreter's exit does otherwise, for a caller done with Spark. The JVM itself ends with the process."""
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
+
+
 def jvm_running() -> bool:
     """Whether this process already has a SparkContext (and so a JVM whose stderr is set)."""
     return SparkContext._active_spark_context is not None

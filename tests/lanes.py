@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LANES = (("e2e", "e2e"), ("the other lanes", "not e2e"))
+# The two sessions' shares, evened out by moving whole self-contained modules (marker `beside_e2e`): measured from
+# a fresh clone, e2e alone took 439 s and the rest 616 s.
+LANES = (("e2e (and beside it)", "e2e or beside_e2e"), ("the other lanes", "not e2e and not beside_e2e"))
 
 
 def main(argv: list[str]) -> int:

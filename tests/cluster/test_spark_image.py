@@ -23,6 +23,9 @@ from tests.cluster.dockerfile_replay import REPO, copy_sources, replay
 
 from .conftest import SPECS, run, tool
 
+# ~80 s of its own PySpark 3.5 runs, no stack: the e2e session's share of the suite (tests/lanes.py).
+pytestmark = pytest.mark.beside_e2e
+
 SPARK = REPO / "docker" / "spark.Dockerfile"
 SPARK35_ENV = REPO / ".venv-spark35"
 # uv's words for "the index cannot be reached": the only failure that skips rather than fails.

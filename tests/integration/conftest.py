@@ -26,7 +26,7 @@ def demo(local_stack, spark):
         os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
         try:
             with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-                demo_flow.run()
+                demo_flow.run(keep_runtimes=True)  # the later tests use its Spark session and Ray runtime
         finally:
             text.flush()
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
