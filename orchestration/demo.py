@@ -100,18 +100,6 @@ def _start_ray() -> None:
     init_ray()
 
 
-def _spark_running() -> bool:
-    from data_platform.spark import jvm_running
-
-    return jvm_running()
-
-
-def _stop_spark() -> None:
-    from data_platform.spark import stop_session
-
-    stop_session()
-
-
 def _stop_ray() -> None:
     from ml_platform.tune import stop_ray
 
@@ -152,16 +140,18 @@ def run(keep_runtimes: bool = False) -> None:
             alongside = None
             stack_cli.up_done()
         if name == "etl":
+            from data_platform.spark import jvm_running, stop_session  # (pyspark: imported when the ETL runs)
+
             ray = _Alongside(_start_ray, stay=True)
-            spark_before = _spark_running()
+            keep_spark = keep_runtimes or jvm_running()  # a session started before the demo is not its to stop
         elif name == "tune" and ray is not None:
             ray.wait()
         elif name == "export":
             search = _Alongside(second_search)
             console.print("the second search (ml_platform/search.yaml's budget) runs alongside export and serve")
         response = command()
-        if name == "etl" and not (keep_runtimes or spark_before):
-            _Alongside(_stop_spark)
+        if name == "etl" and not keep_spark:
+            _Alongside(stop_session)
         if name == "canary" and search is not None:
             timings["tune (2nd, alongside serve)"] = search.seconds
         timings[name if name not in timings else f"{name} (after canary)"] = round(time.monotonic() - start, 1)

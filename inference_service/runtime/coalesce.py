@@ -31,7 +31,7 @@ class Coalescer:
         self._predict = predict
         self.max_rows = max_rows
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
-        self.calls = 0  # booster calls made by flushes (what tests and benchmarks look at)
+        self.calls = 0  # booster calls made by flushes (what the tests look at)
 
     async def __call__(self, features: np.ndarray) -> np.ndarray:
         if len(features) > self.max_rows:

@@ -71,8 +71,9 @@ class V2Gaps:
         self.app = app
         self.versions = versions  # model name -> the registry version this server answers for
         self.max_body, self.body_timeout = max_body, body_timeout
-        # Served models that answer REST themselves (`rest_answer`): their requests take the fast path.
-        self.models = {n: m for n, m in (models or {}).items() if hasattr(m, "rest_answer")}
+        # Served models that answer REST themselves (`rest_answer`, and `rest_answer_joined` on the loop): their
+        # requests take the fast path.
+        self.models = {n: m for n, m in (models or {}).items() if hasattr(m, "rest_answer_joined")}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -156,10 +157,7 @@ def _decode_and_answer(model, body: bytes, binary: bytes | None) -> tuple[bytes,
 
 
 async def _decode_and_answer_joined(model, body: bytes, binary: bytes | None) -> tuple[bytes, int | None]:
-    payload = fast_rest.decode(body, binary, model.name)
-    if hasattr(model, "rest_answer_joined"):
-        return await model.rest_answer_joined(payload)
-    return model.rest_answer(payload)
+    return await model.rest_answer_joined(fast_rest.decode(body, binary, model.name))
 
 
 async def _answer_fast(model, body: bytes, binary: bytes | None, send) -> bool:

@@ -1,5 +1,6 @@
-"""Shared by the ML platform tests: a published dataset in the session lake and an isolated experiment/model
-name per module (so the end-to-end demo later in the session starts from an empty registry)."""
+"""Shared by the ML platform tests: a published dataset in the session lake, an isolated experiment/model
+name per module (so the end-to-end demo later in the session starts from an empty registry), and boosters of
+both served objectives with the rows that test a predict call hardest."""
 
 from __future__ import annotations
 
@@ -38,3 +39,36 @@ def write_config(path, **changes) -> str:
             raw[node] = value
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+def objective_boosters() -> dict:
+    """{objective: (booster, the data it was trained on)} for both objectives a served model has."""
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer, load_iris
+
+    iris, cancer = load_iris(), load_breast_cancer()
+    multi = xgb.train(
+        {"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "seed": 1},
+        xgb.DMatrix(iris.data, label=iris.target),
+        num_boost_round=30,
+    )
+    binary = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "seed": 1},
+        xgb.DMatrix(cancer.data, label=cancer.target),
+        num_boost_round=20,
+    )
+    return {"multi:softprob": (multi, iris.data), "binary:logistic": (binary, cancer.data)}
+
+
+def hard_rows(booster, data):
+    """Rows whose values sit exactly on the trees' split thresholds (either side of `<`), plus missing values."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    splits = booster.trees_to_dataframe().query("Feature != 'Leaf'")
+    rows = np.repeat(data[:1], len(splits), axis=0).astype(np.float32)
+    for i, (feature, threshold) in enumerate(zip(splits["Feature"], splits["Split"], strict=True)):
+        rows[i, int(feature.lstrip("f"))] = np.float32(threshold)
+    missing = data[rng.integers(0, len(data), 50)].astype(np.float32)
+    missing[rng.random(missing.shape) < 0.3] = np.nan
+    return np.concatenate([rows, np.nextafter(rows, np.float32(-np.inf)), missing])

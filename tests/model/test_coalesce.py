@@ -10,32 +10,22 @@ import asyncio
 import numpy as np
 import pytest
 import xgboost as xgb
-from sklearn.datasets import load_breast_cancer, load_iris
 
 from inference_service.runtime.coalesce import Coalescer
 from inference_service.runtime.xgboost_seam import DensePredict
+from tests.model.ml_support import hard_rows, objective_boosters
 
 
 @pytest.fixture(scope="module")
 def predictors():
-    iris, cancer = load_iris(), load_breast_cancer()
-    multi = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "seed": 2, "nthread": 1},
-                      xgb.DMatrix(iris.data, label=iris.target), num_boost_round=30)  # fmt: skip
-    binary = xgb.train({"objective": "binary:logistic", "max_depth": 3, "seed": 2, "nthread": 1},
-                       xgb.DMatrix(cancer.data, label=cancer.target), num_boost_round=20)  # fmt: skip
-    return {"multi:softprob": (multi, iris.data), "binary:logistic": (binary, cancer.data)}
+    return objective_boosters()
 
 
 def _requests(booster: xgb.Booster, data: np.ndarray) -> list[np.ndarray]:
     """Requests as clients send them: batch sizes 1 to 256, FP32 and FP64, values exactly on split thresholds and
-    one float32 step below them, missing values."""
+    one float32 step below them, missing values, the training rows."""
     rng = np.random.default_rng(0)
-    splits = booster.trees_to_dataframe().query("Feature != 'Leaf'")
-    edges = np.repeat(data[:1], len(splits), axis=0).astype(np.float32)
-    for i, (feature, threshold) in enumerate(zip(splits["Feature"], splits["Split"], strict=True)):
-        edges[i, int(feature.lstrip("f"))] = np.float32(threshold)
-    rows = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), data.astype(np.float32)])
-    rows[rng.random(rows.shape) < 0.05] = np.nan
+    rows = np.concatenate([hard_rows(booster, data), data.astype(np.float32)])
     out, start = [], 0
     for i, size in enumerate(rng.choice([1, 1, 1, 2, 5, 17, 256], size=60)):
         part = rows[start % len(rows) : start % len(rows) + size]

@@ -10,9 +10,9 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 import xgboost as xgb
-from sklearn.datasets import load_breast_cancer, load_iris
 
 from inference_service.runtime.xgboost_seam import DensePredict, library
+from tests.model.ml_support import hard_rows, objective_boosters
 
 
 def test_xgboost_still_has_what_the_seam_calls(iris_booster):
@@ -30,30 +30,7 @@ OBJECTIVES = ("binary:logistic", "multi:softprob")
 @pytest.fixture(scope="module")
 def boosters():
     """Each objective's booster and the data it was trained on (trained once per module, not at collection)."""
-    iris, cancer = load_iris(), load_breast_cancer()
-    multi = xgb.train(
-        {"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "seed": 1},
-        xgb.DMatrix(iris.data, label=iris.target),
-        num_boost_round=30,
-    )
-    binary = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "seed": 1},
-        xgb.DMatrix(cancer.data, label=cancer.target),
-        num_boost_round=20,
-    )
-    return {"multi:softprob": (multi, iris.data), "binary:logistic": (binary, cancer.data)}
-
-
-def _hard_rows(booster: xgb.Booster, data: np.ndarray) -> np.ndarray:
-    """Rows whose values sit exactly on the trees' split thresholds (either side of `<`), plus missing values."""
-    rng = np.random.default_rng(0)
-    splits = booster.trees_to_dataframe().query("Feature != 'Leaf'")
-    rows = np.repeat(data[:1], len(splits), axis=0).astype(np.float32)
-    for i, (feature, threshold) in enumerate(zip(splits["Feature"], splits["Split"], strict=True)):
-        rows[i, int(feature.lstrip("f"))] = np.float32(threshold)
-    missing = data[rng.integers(0, len(data), 50)].astype(np.float32)
-    missing[rng.random(missing.shape) < 0.3] = np.nan
-    return np.concatenate([rows, np.nextafter(rows, np.float32(-np.inf)), missing])
+    return objective_boosters()
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
@@ -67,7 +44,7 @@ def test_answers_are_bit_equal_to_inplace_predict(boosters, objective):
         "float16": data[:20].astype(np.float16),
         "fortran order": np.asfortranarray(data.astype(np.float32)),
         "a strided slice": data.astype(np.float32)[::3],
-        "thresholds and missing values": _hard_rows(booster, data),
+        "thresholds and missing values": hard_rows(booster, data),
         "no rows": data[:0].astype(np.float32),
     }
     for case, features in cases.items():
