@@ -3,7 +3,7 @@
 This module is also the seam to PySpark's internals (tests/data/test_spark_seam.py fails naming the one an upgrade
 removes): `SparkContext._active_spark_context` (is a JVM up already), `session._jvm` / `session._jsc` (Hadoop's
 FileSystem with the job's own S3A settings, which PySpark exposes no other way; `first_line` reads a header
-through it).
+through it), `SparkContext._gateway.proc` (the JVM's process, waited for by `stop_jvm`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
+from data_platform import class_archive
 from platform_core import settings
 
 # Errors only: Spark's default profile prints start-up chatter and a native-hadoop warning on every run.
@@ -44,12 +45,16 @@ CODEGEN_MAX_FIELDS = "1000"
 HUGE_METHOD_LIMIT = "8000"
 
 
-def get_session(app_name: str = "platform-etl", input_bytes: int | None = None) -> SparkSession:
+def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, java_options: str = "") -> SparkSession:
     """The process's session, started if need be; `input_bytes` (when known) is the size of the input about to be
-    read: below SMALL_INPUT_BYTES a new JVM compiles with C1 only (see SMALL_INPUT_JIT)."""
+    read: below SMALL_INPUT_BYTES a new JVM compiles with C1 only (see SMALL_INPUT_JIT). A new local JVM maps the
+    class archive when there is one (data_platform.class_archive); `java_options` replaces that choice."""
     # Without this Spark picks the machine's first interface, which may not exist offline.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    jvm_options = f"{JIT_OPTIONS} {GC_OPTIONS}"
+    cluster = bool(os.environ.get("SPARK_MASTER_URL"))  # the SparkApplication operator sets the master
+    if not java_options and not cluster and not jvm_running():
+        java_options = class_archive.java_options()
+    jvm_options = f"{JIT_OPTIONS} {GC_OPTIONS} {java_options}".strip()
     if input_bytes is not None and input_bytes <= SMALL_INPUT_BYTES:
         jvm_options = f"{jvm_options} {SMALL_INPUT_JIT}"
     builder = (
@@ -64,7 +69,7 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None) 
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
     )
-    if not os.environ.get("SPARK_MASTER_URL"):  # on a cluster the SparkApplication operator sets the master
+    if not cluster:
         builder = builder.master(settings.SPARK_MASTER.get())
     if not jvm_running():
         with _stderr_to(settings.state_dir() / "logs" / "spark.log"):
@@ -96,6 +101,26 @@ def stop_session() -> None:
     context = SparkContext._active_spark_context
     if context is not None:
         context.stop()
+
+
+def jvm_pid() -> int | None:
+    """The process id of this process's Spark JVM (None without one)."""
+    proc = getattr(SparkContext._gateway, "proc", None)
+    return proc.pid if proc is not None else None
+
+
+def stop_jvm(timeout: float = 300) -> int | None:
+    """Stop the context, then end the JVM the way the interpreter's exit does (its stdin closes) and wait for it:
+    the JVM's own exit work (a class archive dump) is then done when this returns -> its exit code (None without
+    a JVM). Reaches the launcher's process through `SparkContext._gateway.proc`."""
+    gateway = SparkContext._gateway
+    stop_session()
+    proc = getattr(gateway, "proc", None)
+    if proc is None:
+        return None
+    if proc.stdin is not None:
+        proc.stdin.close()
+    return proc.wait(timeout=timeout)
 
 
 def jvm_running() -> bool:

@@ -226,6 +226,11 @@ SPARK_PARTITION_MB = _Setting(
     "Raw input per ETL shuffle partition (at least 4): 4 partitions ran out of a 2g heap at 10M rows (1.5 GB)",
 )  # fmt: skip
 SPARK_DRIVER_MEMORY = _Setting("PLATFORM_SPARK_DRIVER_MEMORY", str, "2g", "Heap of a local ETL run (driver = executor)")
+JVM_CACHE_DIR = _Setting(
+    "PLATFORM_JVM_CACHE_DIR", str,
+    lambda: str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfserve-bundle" / "jvm"),
+    "Per-user cache of the Spark JVM's class archive (built by ./setup-env; 'off': none)",
+)  # fmt: skip
 IMAGE = _Setting(
     "PLATFORM_IMAGE", str, "ghcr.io/kfserve-bundle/platform:0.1.0", "Platform image: pipeline components, RayJob"
 )
