@@ -4,6 +4,7 @@ removed)."""
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 
 from data_platform import spark as seam
 
@@ -23,5 +24,5 @@ def test_the_jvm_handles_the_lake_uses_are_there(spark, tmp_path):
 def test_the_jvm_process_is_reachable(spark):
     pid = seam.jvm_pid()
     assert pid, f"pyspark {version('pyspark')}: SparkContext._gateway.proc is gone (jvm_pid / stop_jvm need it)"
-    command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert command[0].endswith(b"java"), f"SparkContext._gateway.proc is {command[:2]}, not the JVM"
