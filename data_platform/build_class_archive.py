@@ -15,6 +15,7 @@ from data_platform.class_archive import QUIET, SUFFIX, archive_path, cache_dir, 
 
 log = logging.getLogger(__name__)
 _RECORD_SECONDS = 600
+_KEPT = 3
 _LOG = "build.log"  # in the cache dir: what a failed build printed
 
 
@@ -25,6 +26,7 @@ def build(force: bool = False) -> str:
     if path is None:
         return "Spark class archive: off (PLATFORM_JVM_CACHE_DIR=off) or no JDK found"
     if path.exists() and trusted(path) and not force:
+        os.utime(path)  # in use: not among the oldest that a build of another checkout removes
         return f"Spark class archive: up to date ({path})"
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -47,9 +49,10 @@ def build(force: bool = False) -> str:
         return f"Spark class archive: not built (the recording run took over {_RECORD_SECONDS} s)"
     finally:
         tmp.unlink(missing_ok=True)
-    for old in path.parent.glob(f"spark-*{SUFFIX}"):  # other JDKs' or Spark versions': one archive is kept
-        if old != path:
-            old.unlink(missing_ok=True)
+    # Other checkouts' archives stay (each venv has its own jar paths); beyond _KEPT, the oldest go.
+    archives = sorted(path.parent.glob(f"spark-*{SUFFIX}"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for stale in archives[_KEPT:]:
+        stale.unlink(missing_ok=True)
     size = path.stat().st_size >> 20
     return f"Spark class archive: built in {time.monotonic() - start:.0f} s ({size} MiB, {path})"
 

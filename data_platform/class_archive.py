@@ -3,14 +3,13 @@ mapped from one file by every later JVM.
 
 A fresh local Spark process spends seconds loading and verifying classes before its first row; with the archive
 the iris ETL in a fresh process took 4.8-5.5 s -> 1.9-2.2 s for the session start and 8.8-10.7 s -> 4.9-5.4 s for
-its first run (measured, 2 cores). The archive is built once per machine, JDK and Spark jars (`./setup-env` runs
-`python -m data_platform.build_class_archive`), by a real run of the sample ETL that dumps the classes it loaded when
-its JVM exits (`-XX:ArchiveClassesAtExit`); the creating run itself is ~8 s slower, hence not done inside a user's
-run. A Spark process only uses an archive that is complete and checked: it is written under a temporary name,
-started once by `java -version` (a truncated archive crashes the JVM at start: measured) and then renamed
-(data_platform/build_class_archive.py); one
-owned by another user or writable by others is never used (the JVM would run the code in it). The archive
-depends only on the JDK and the jars, so it lives in a per-user cache (PLATFORM_JVM_CACHE_DIR), not in a state dir.
+its first run (measured, 2 cores). It is built once per checkout (the jars' paths), JDK and Spark version
+(`./setup-env` runs data_platform/build_class_archive.py) by a real run of the sample ETL that dumps the classes
+it loaded when its JVM exits (`-XX:ArchiveClassesAtExit`); that run is ~8 s slower, hence not a user's run. The
+archive is written under a temporary name, started once by `java -version` (a truncated archive crashes the JVM
+at start: measured) and only then renamed. One owned by another user or writable by others is never used (the
+JVM would run the code in it). It depends only on the JDK and the jars, so it lives in a per-user cache
+(PLATFORM_JVM_CACHE_DIR), not in a state dir.
 """
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ def spark_jars() -> Path:
 
 
 def key(java: Path | None = None, jars: Path | None = None) -> str | None:
-    """What the archive is valid for: the JDK (its java and libjvm files) and Spark's jars (names and sizes);
-    None without a JDK."""
+    """What the archive is valid for: the JDK (its java and libjvm files) and Spark's jars (paths and sizes: each
+    checkout's venv has its own archive); None without a JDK."""
     java = java or java_binary()
     if java is None:
         return None
@@ -57,8 +56,8 @@ def key(java: Path | None = None, jars: Path | None = None) -> str | None:
     for f in [java, *sorted((java.parent.parent / "lib").glob("*/libjvm.so"))]:
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    for jar in sorted(jars.glob("*.jar")):
-        digest.update(f"{jar.name}:{jar.stat().st_size}\n".encode())
+    for jar in sorted(jars.glob("*.jar")):  # full paths: the JVM refuses an archive recorded from other jar paths
+        digest.update(f"{jar}:{jar.stat().st_size}\n".encode())
     return digest.hexdigest()[:20]
 
 
