@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from platform_core import settings
@@ -101,9 +102,12 @@ def starts(path: Path, java: Path | None = None) -> bool:
     java = java or java_binary()
     if java is None:
         return False
-    try:
-        done = subprocess.run([str(java), f"-XX:SharedArchiveFile={path}", *QUIET.split(), "-version"],
-                              capture_output=True, timeout=_CHECK_SECONDS)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    # A crash writes hs_err_pid<N>.log into the working directory (and may dump core): both kept out of the user's.
+    with tempfile.TemporaryDirectory(prefix="class-archive-check-") as scratch:
+        command = [str(java), f"-XX:SharedArchiveFile={path}", *QUIET.split(), "-XX:-CreateCoredumpOnCrash",
+                   f"-XX:ErrorFile={scratch}/hs_err_%p.log", "-version"]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=_CHECK_SECONDS, cwd=scratch)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
     return done.returncode == 0

@@ -98,10 +98,12 @@ def _built() -> Path:
 def test_a_damaged_archive_is_caught_before_it_gets_its_name(tmp_path):
     built = _built()
     assert class_archive.starts(built)
+    before = set(Path.cwd().glob("hs_err_pid*.log"))
     cut = tmp_path / "cut.jsa"
     with built.open("rb") as src, cut.open("wb") as dst:
         dst.write(src.read(built.stat().st_size // 2))
     assert not class_archive.starts(cut), "a JVM started with half an archive: the check would let it in"
+    assert set(Path.cwd().glob("hs_err_pid*.log")) == before, "the crashed check left its JVM error log in the checkout"
 
 
 def test_the_spark_jvm_maps_the_archive(spark):
