@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from data_platform.class_archive import QUIET, SUFFIX, archive_path, cache_dir, starts, trusted
+from data_platform.class_archive import QUIET, SUFFIX, UP_TO_DATE, archive_path, cache_dir, starts, trusted
 
 log = logging.getLogger(__name__)
 _RECORD_SECONDS = 600
@@ -27,7 +27,7 @@ def build(force: bool = False) -> str:
         return "Spark class archive: off (PLATFORM_JVM_CACHE_DIR=off) or no JDK found"
     if path.exists() and trusted(path) and not force:
         os.utime(path)  # in use: not among the oldest that a build of another checkout removes
-        return f"Spark class archive: up to date ({path})"
+        return f"{UP_TO_DATE} ({path})"
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         logging.basicConfig(filename=folder / _LOG, level=logging.INFO, format="%(asctime)s %(message)s")
     line = build(force=args.force)
-    if not (args.quiet and "up to date" in line):
+    if not (args.quiet and line.startswith(UP_TO_DATE)):
         print(line, flush=True)
 
 

@@ -2,8 +2,8 @@
 mapped from one file by every later JVM.
 
 A fresh local Spark process spends seconds loading and verifying classes before its first row; with the archive
-the iris ETL in a fresh process took 4.8-5.5 s -> 1.9-2.2 s for the session start and 8.8-10.7 s -> 4.9-5.4 s for
-its first run (measured, 2 cores). It is built once per checkout (the jars' paths), JDK and Spark version
+the iris ETL in a fresh process took 3.9-4.7 s -> 2.3-3.0 s for the session start and 8.9-10.6 s -> 6.7-7.1 s for
+its run (3 runs each, 2 cores). It is built once per checkout (the jars' paths), JDK and Spark version
 (`./setup-env` runs data_platform/build_class_archive.py) by a real run of the sample ETL that dumps the classes
 it loaded when its JVM exits (`-XX:ArchiveClassesAtExit`); that run is ~8 s slower, hence not a user's run. The
 archive is written under a temporary name, started once by `java -version` (a truncated archive crashes the JVM
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # line for any archive it cannot use (then it runs without). Neither belongs in a user's output.
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 SUFFIX = ".jsa"
+UP_TO_DATE = "Spark class archive: up to date"
 _CHECK_SECONDS = 60
 
 
@@ -91,7 +92,11 @@ def java_options() -> str:
     if path is None or not path.exists():
         return ""
     if not trusted(path):
-        log.warning("not using the class archive %s: owned by another user or writable by others", path)
+        log.warning(
+            "not using the class archive %s: owned by another user or writable by others (remove it, then "
+            "task etl:class-archive)",
+            path,
+        )
         return ""
     return f"-XX:SharedArchiveFile={path} {QUIET}"
 

@@ -103,9 +103,14 @@ def stop_session() -> None:
         context.stop()
 
 
+def _jvm_process():
+    """The JVM's Popen (PySpark keeps it on the gateway), or None without a JVM."""
+    return getattr(SparkContext._gateway, "proc", None)
+
+
 def jvm_pid() -> int | None:
     """The process id of this process's Spark JVM (None without one)."""
-    proc = getattr(SparkContext._gateway, "proc", None)
+    proc = _jvm_process()
     return proc.pid if proc is not None else None
 
 
@@ -113,9 +118,8 @@ def stop_jvm(timeout: float = 300) -> int | None:
     """Stop the context, then end the JVM the way the interpreter's exit does (its stdin closes) and wait for it:
     the JVM's own exit work (a class archive dump) is then done when this returns -> its exit code (None without
     a JVM). Reaches the launcher's process through `SparkContext._gateway.proc`."""
-    gateway = SparkContext._gateway
+    proc = _jvm_process()
     stop_session()
-    proc = getattr(gateway, "proc", None)
     if proc is None:
         return None
     if proc.stdin is not None:
