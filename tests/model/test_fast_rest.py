@@ -134,6 +134,8 @@ def test_large_json_is_parsed_in_the_helper_process_and_answered_in_slices_the_s
     from inference_service.runtime import predictor as predictor_module
 
     small = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(), None, "iris"))[0])
+    as_index = {"label_as_index": True}
+    small_index = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(as_index), None, "iris"))[0])
     monkeypatch.setattr(fast_rest, "LARGE_JSON", 0)  # every body takes the helper
     binary = _binary_outputs(*predictor.rest_answer(fast_rest.decode(*_binary_body(), "iris")))[1]
     monkeypatch.setattr(predictor_module, "JSON_SLICE", 2)  # 9 values -> 5 slices, 3 labels -> 2
@@ -142,6 +144,9 @@ def test_large_json_is_parsed_in_the_helper_process_and_answered_in_slices_the_s
     assert json_helper._helper is not None and json_helper._helper.poll() is None
     sliced = orjson.loads(predictor.rest_answer(request)[0])
     assert sliced["outputs"] == small["outputs"] and sliced["id"] == "r1"
+    sliced_index = orjson.loads(predictor.rest_answer(fast_rest.decode(_json_body(as_index), None, "iris"))[0])
+    assert sliced_index["outputs"] == small_index["outputs"]
+    assert sliced_index["outputs"][1]["datatype"] == "INT64" and sliced["outputs"][1]["datatype"] == "BYTES"
     body, length = _binary_body()
     labels = _binary_outputs(*predictor.rest_answer(fast_rest.decode(body, length, "iris")))[1]["label"]
     assert labels == binary["label"]
