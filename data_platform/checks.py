@@ -129,16 +129,12 @@ def _typed(col: Column, i: int) -> SparkColumn:
     return F.col(f"t{i}")
 
 
-def _column_checks(col: Column, label: str, tok: SparkColumn | None = None,
-                   value: SparkColumn | None = None) -> list[tuple[SparkColumn | None, str]]:  # fmt: skip
+def _column_checks(col: Column, label: str, tok: SparkColumn | None = None, value: SparkColumn | None = None,
+                   missing: SparkColumn | None = None) -> list[tuple[SparkColumn | None, str]]:  # fmt: skip
     """(failure condition, reason) for one column, in precedence order (conditions None when only the reasons
-    are asked for)."""
+    are asked for). `missing` is the column's is-missing flag (null or empty token), computed once per record."""
     out: list[tuple[SparkColumn | None, str]] = []
-    if tok is None or value is None:
-        missing = present = None
-    else:
-        missing = tok.isNull() | (tok == "")
-        present = ~missing
+    present = None if missing is None else ~missing
     if col.required:
         out.append((missing, "missing_value"))
     if col.numeric:
@@ -161,11 +157,16 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     kept: every later step reads it -> (that frame, a function freeing it)."""
     frame, not_record, toks = _tokens(raw, contract)
     typed = [_typed(c, i) for i, c in enumerate(contract.columns)]
-    frame = frame.select("*", *[v.alias(f"v{i}") for i, v in enumerate(typed)])
+    # Each column's missing flag is computed once, below the CASE: a CASE re-evaluates what its later branches
+    # share (Spark's subexpression elimination leaves conditional branches alone), and every check of a column
+    # starts with it.
+    frame = frame.select("*", *[v.alias(f"v{i}") for i, v in enumerate(typed)],
+                         *[(t.isNull() | (t == "")).alias(f"m{i}") for i, t in enumerate(toks)])  # fmt: skip
     values = [F.col(f"v{i}") for i in range(len(typed))]
+    missing = [F.col(f"m{i}") for i in range(len(typed))]
     conditions = [F.col("n_fields") != F.col("width")]
     for i, col in enumerate(contract.columns):
-        conditions += [cond for cond, _ in _column_checks(col, contract.label, toks[i], values[i])]
+        conditions += [cond for cond, _ in _column_checks(col, contract.label, toks[i], values[i], missing[i])]
     # One CASE: the first failing check gives the code, and the code gives both the reason and the column.
     code = not_record
     for k, cond in enumerate(conditions, start=1):
