@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from data_platform.contract import Column, Contract
-from data_platform.inputs import RawInput
+from data_platform.inputs import RawInput, chunk_table
 from data_platform.spark import materialize
 from platform_core.errors import ConfigError
 
@@ -86,12 +86,14 @@ def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, SparkColumn |
         frame = frame.select("*", F.lit(width).alias("n_fields"), F.lit(width).alias("width"))
         return frame, None, [F.col(f"t{i}") for i in range(width)]
     # Spark's text reader already ends lines at \n, \r\n or \r: no CR is left to strip.
-    lines = raw.lines.select("rid", "file_path", F.col("value").alias("raw_line"))
+    lines = raw.lines.select("rid", "file_path", "block", F.col("value").alias("raw_line"))
     layout = F.lit(0) if len(raw.layouts) == 1 else F.element_at(
         F.array(*[F.lit(raw.layout_of[i]) for i in range(len(raw.files))]), raw.file_index(F.col("file_path")) + 1
     )  # fmt: skip
     lines = lines.select(
         "rid",
+        raw.file_index(F.col("file_path")).alias("fi"),
+        "block",
         "raw_line",
         F.split("raw_line", _pattern(contract.delimiter), -1).alias("fields"),
         layout.alias("layout"),
@@ -107,11 +109,9 @@ def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, SparkColumn |
         F.trim(F.get("fields", per_layout([layout.positions[i] for layout in raw.layouts])))
         for i in range(len(contract.columns))
     ]
-    frame = lines.select("rid", "raw_line", F.size("fields").alias("n_fields"), width.alias("width"),
-                         *[t.alias(f"t{i}") for i, t in enumerate(toks)])  # fmt: skip
+    frame = lines.select("rid", "fi", "block", "raw_line", F.size("fields").alias("n_fields"),
+                         width.alias("width"), *[t.alias(f"t{i}") for i, t in enumerate(toks)])  # fmt: skip
     not_record = F.when(F.trim("raw_line") == "", F.lit(BLANK))
-    if raw.header_ids:
-        not_record = not_record.when(F.col("rid").isin(raw.header_ids), F.lit(HEADER))
     return frame, not_record, [F.col(f"t{i}") for i in range(len(contract.columns))]
 
 
@@ -197,8 +197,18 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
         *values,
         class_index.cast("int").alias("class_index"),
         F.when(code.isNotNull(), F.col("raw_line")).alias("raw_line"),
+        *(["fi", "block"] if raw.lines is not None else []),
     )
-    return materialize(frame)
+    done, release = materialize(frame)
+    if raw.lines is None:  # parquet: no headers, and line numbers come from the row index
+        return done, release
+    if raw.chunks is None:
+        raw.chunks = chunk_table(raw, done)
+    done = done.drop("fi", "block")
+    if raw.header_ids:  # line 1 of every file, now that the chunks say which ids those are
+        header = F.col("rid").isin(raw.header_ids)
+        done = done.withColumn("code", F.when(header, F.lit(HEADER)).otherwise(F.col("code")))
+    return done, release
 
 
 def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> tuple[DataFrame | None, Callable[[], None]]:

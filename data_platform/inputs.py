@@ -6,10 +6,10 @@ of every file, before any row is read: a file lacking contract columns fails the
 
 Line numbers cost no shuffle and no per-row string: every text line gets `monotonically_increasing_id()` right at
 the scan (partition index << 33 + position within the partition, in file order), and one cheap aggregate over
-the raw lines (`chunk_table`) counts the lines of every (file, split) chunk. From those counts the driver knows,
-for each chunk, which ids it holds and how many lines of its file come before it: line 1 of a file (its header)
-is one known id, and the line of any id is a lookup done only for quarantined rows. Parquet has its own row
-index (`_metadata.row_index`), so its ids are simply file index << 40 + row index.
+the parsed lines kept in memory (`chunk_table`) counts the lines of every (file, split) chunk. From those counts
+the driver knows, for each chunk, which ids it holds and how many lines of its file come before it: line 1 of a
+file (its header) is one known id, and the line of any id is a lookup done only for quarantined rows. Parquet
+has its own row index (`_metadata.row_index`), so its ids are simply file index << 40 + row index.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class RawInput:
     layouts: list[Layout]
     layout_of: list[int]  # per file index: its layout
     lines: DataFrame | None = None  # text only: file_path, block, value, rid (every line, blank ones too)
-    chunks: list[dict] | None = None  # text only: per (file, split) chunk: file, start id, first line, lines
+    # text only: per (file, split) chunk: file, start id, first line, lines. Known at open for one small file,
+    # else counted from the parse (checks.parse), before anything needs a line number or the header's id.
+    chunks: list[dict] | None = None
     frame: DataFrame | None = None  # parquet only
     header: bool = False  # line 1 of every file is a header
 
@@ -110,7 +112,7 @@ def open_input(spark: SparkSession, inputs: list[str], contract: Contract) -> Ra
     raw.lines = reader.select(F.col("_metadata.file_path").alias("file_path"),
                               F.col("_metadata.file_block_start").alias("block"), "value",
                               F.monotonically_increasing_id().alias("rid"))  # fmt: skip
-    raw.chunks = _one_chunk(spark, files) or chunk_table(raw)
+    raw.chunks = _one_chunk(spark, files)
     return raw
 
 
@@ -143,16 +145,19 @@ def _one_chunk(spark: SparkSession, files: list[str]) -> list[dict] | None:
     return [{"file": 0, "start": 0, "n": None, "block": 0, "first_line": 1}]
 
 
-def chunk_table(raw: RawInput) -> list[dict]:
-    """Lines per (file, split) chunk and the first id of each: a few rows (one per chunk) reach the driver."""
+def chunk_table(raw: RawInput, lines: DataFrame | None = None) -> list[dict]:
+    """Lines per (file, split) chunk and the first id of each: a few rows (one per chunk) reach the driver.
+    `lines` has every line's `rid`, file index `fi` and `block` (the parse keeps them); by default the raw
+    lines are read again."""
+    if lines is None:
+        lines = raw.lines.select("rid", raw.file_index(F.col("file_path")).alias("fi"), "block")
     rows = (
-        raw.lines.groupBy("file_path", F.shiftright("rid", 33).alias("part"))
+        lines.groupBy("fi", F.shiftright("rid", 33).alias("part"))
         .agg(F.count("*").alias("n"), F.min("rid").alias("start"), F.min("block").alias("block"))
         .collect()
     )
-    index = {f: i for i, f in enumerate(raw.files)}
-    chunks = sorted(({"file": index[_norm(r["file_path"])], "start": r["start"], "n": r["n"], "block": r["block"]}
-                     for r in rows), key=lambda c: (c["file"], c["block"]))  # fmt: skip
+    chunks = sorted(({"file": r["fi"], "start": r["start"], "n": r["n"], "block": r["block"]} for r in rows),
+                    key=lambda c: (c["file"], c["block"]))  # fmt: skip
     seen: dict[int, int] = {}
     for c in chunks:  # a file's chunks in byte order: the lines before each one are its predecessors' lines
         c["first_line"] = seen.get(c["file"], 0) + 1

@@ -301,7 +301,9 @@ def test_the_contracts_raw_server_path_is_the_input_unless_platform_raw_path_say
 
 def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
     """One small local file is one chunk starting at id 0 (known without a job); the counting pass agrees, and
-    an input Spark splits (file open cost and partition size lowered) is counted, its header id still line 1."""
+    an input Spark splits (file open cost and partition size lowered) is counted from the parse - the same
+    chunks as a count of the raw lines read again - its header id still line 1."""
+    from data_platform.checks import parse
     from data_platform.inputs import chunk_table, open_input
 
     def keyed(chunks):
@@ -314,8 +316,15 @@ def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
         spark.conf.set("spark.sql.files.openCostInBytes", "1k")
         spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
         split = open_input(spark, [str(synth["raw"])], synth["contract"])
-        assert len(split.chunks) > 1 and split.header_ids == [0]
-        assert [c["first_line"] for c in split.chunks][:2] == [1, split.chunks[0]["n"] + 1]
+        assert split.chunks is None  # not known before the parse: counted from it
+        parsed, release = parse(split, synth["contract"])
+        try:
+            assert len(split.chunks) > 1 and split.header_ids == [0]
+            assert [c["first_line"] for c in split.chunks][:2] == [1, split.chunks[0]["n"] + 1]
+            assert split.chunks == chunk_table(split)
+            assert parsed.where("rid = 0").first()["code"] == -2  # the header: not a record
+        finally:
+            release()
     finally:
         for k, v in saved.items():
             spark.conf.set(k, v)
