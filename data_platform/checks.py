@@ -154,7 +154,8 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     """Every raw line -> rid, code (null: a good record; > 0: the reason; < 0: not a record), the key's split
     hash and a second 64-bit hash of it, a hash of the whole record, two digests of the raw line, the typed
     values, the class index, and the raw line only where the record is bad. Computed once (the first action) and
-    kept: every later step reads it -> (that frame, a function freeing it)."""
+    kept: every later step reads it -> (that frame, a function freeing it). Text input: the chunk table is counted
+    from it (`raw.chunks`, where not known already), and line 1 of every file then marked a header."""
     frame, not_record, toks = _tokens(raw, contract)
     typed = [_typed(c, i) for i, c in enumerate(contract.columns)]
     # Each column's missing flag is computed once, below the CASE: a CASE re-evaluates what its later branches
