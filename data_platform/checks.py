@@ -86,13 +86,14 @@ def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, SparkColumn |
         frame = frame.select("*", F.lit(width).alias("n_fields"), F.lit(width).alias("width"))
         return frame, None, [F.col(f"t{i}") for i in range(width)]
     # Spark's text reader already ends lines at \n, \r\n or \r: no CR is left to strip.
-    lines = raw.lines.select("rid", "file_path", "block", F.col("value").alias("raw_line"))
+    lines = raw.lines.select("rid", raw.file_index(F.col("file_path")).alias("fi"), "block",
+                             F.col("value").alias("raw_line"))  # fmt: skip
     layout = F.lit(0) if len(raw.layouts) == 1 else F.element_at(
-        F.array(*[F.lit(raw.layout_of[i]) for i in range(len(raw.files))]), raw.file_index(F.col("file_path")) + 1
+        F.array(*[F.lit(raw.layout_of[i]) for i in range(len(raw.files))]), F.col("fi") + 1
     )  # fmt: skip
     lines = lines.select(
         "rid",
-        raw.file_index(F.col("file_path")).alias("fi"),
+        "fi",
         "block",
         "raw_line",
         F.split("raw_line", _pattern(contract.delimiter), -1).alias("fields"),
@@ -155,8 +156,10 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     hash and a second 64-bit hash of it, a hash of the whole record, two digests of the raw line, the typed
     values, the class index, and the raw line only where the record is bad. Computed once (the first action) and
     kept: every later step reads it -> (that frame, a function freeing it). Text input: the chunk table is counted
-    from it (`raw.chunks`, where not known already), and line 1 of every file then marked a header."""
+    from it (`raw.chunks`, where not known at open), and line 1 of every file then marked a header."""
     frame, not_record, toks = _tokens(raw, contract)
+    # Text whose chunks open_input could not know (all but one small local file): counted from this frame, kept.
+    count_chunks = raw.lines is not None and raw.chunks is None
     typed = [_typed(c, i) for i, c in enumerate(contract.columns)]
     # Each column's missing flag is computed once, below the CASE: a CASE re-evaluates what its later branches
     # share (Spark's subexpression elimination leaves conditional branches alone), and every check of a column
@@ -198,14 +201,12 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
         *values,
         class_index.cast("int").alias("class_index"),
         F.when(code.isNotNull(), F.col("raw_line")).alias("raw_line"),
-        *(["fi", "block"] if raw.lines is not None else []),
+        *(["fi", "block"] if count_chunks else []),
     )
     done, release = materialize(frame)
-    if raw.lines is None:  # parquet: no headers, and line numbers come from the row index
-        return done, release
-    if raw.chunks is None:
+    if count_chunks:
         raw.chunks = chunk_table(raw, done)
-    done = done.drop("fi", "block")
+        done = done.drop("fi", "block")
     if raw.header_ids:  # line 1 of every file, now that the chunks say which ids those are
         header = F.col("rid").isin(raw.header_ids)
         done = done.withColumn("code", F.when(header, F.lit(HEADER)).otherwise(F.col("code")))

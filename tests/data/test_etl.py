@@ -303,7 +303,7 @@ def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
     """One small local file is one chunk starting at id 0 (known without a job); the counting pass agrees, and
     an input Spark splits (file open cost and partition size lowered) is counted from the parse - the same
     chunks as a count of the raw lines read again - its header id still line 1."""
-    from data_platform.checks import parse
+    from data_platform.checks import HEADER, parse
     from data_platform.inputs import chunk_table, open_input
 
     def keyed(chunks):
@@ -322,7 +322,7 @@ def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
             assert len(split.chunks) > 1 and split.header_ids == [0]
             assert [c["first_line"] for c in split.chunks][:2] == [1, split.chunks[0]["n"] + 1]
             assert split.chunks == chunk_table(split)
-            assert parsed.where("rid = 0").first()["code"] == -2  # the header: not a record
+            assert parsed.where("rid = 0").first()["code"] == HEADER  # not a record
         finally:
             release()
     finally:
