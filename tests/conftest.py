@@ -43,13 +43,30 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.cluster)
 
 
-def _port_range() -> tuple[int, int]:
-    """20000-30000, split between the sessions `task test` runs side by side (tests/lanes.py sets
-    PLATFORM_TEST_SLOT=i/n): a port one session picked (and binds only when its stack starts, minutes later) is
-    never picked by the other meanwhile."""
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range: any client socket may take a port from there on."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Service ports come from 20000-30000: below it Ray's worker ports (10002-19999), above it the ephemeral range.
+# A block with an offset (SeaweedFS: each port + 10000 for gRPC) takes its base from the bottom of that span, low
+# enough that base + offset stays below the ephemeral range too (a gRPC port at 35722 was once taken by a client
+# socket of the other lane between its pick and SeaweedFS's start); single ports take the rest of the span.
+_PORTS_LOW, _PORTS_HIGH = 20000, 30000
+
+
+def port_range(offset: int) -> tuple[int, int]:
+    """The share of this session, for blocks with `offset` or for single ports, split between the sessions
+    `task test` runs side by side (tests/lanes.py sets PLATFORM_TEST_SLOT=i/n): a port one session picked (and
+    binds only when its stack starts, minutes later) is never picked by the other meanwhile."""
     slot, count = map(int, os.environ.get("PLATFORM_TEST_SLOT", "0/1").split("/"))
-    span = 10000 // count
-    low = 20000 + slot * span
+    split = max(_PORTS_LOW + 1000, min(25000, ephemeral_low() - 10000))
+    low, high = (_PORTS_LOW, split) if offset else (split, _PORTS_HIGH)
+    span = (high - low) // count
+    low += slot * span
     return low, low + span - 16  # room for a block's size
 
 
@@ -59,9 +76,9 @@ def free_port_block(size: int, offset: int) -> int:
 
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(*_port_range())
+        base = rng.randrange(*port_range(offset))
         ports = [base + i for i in range(size)] + [base + offset + i for i in range(size)]
-        if all(_is_free(p) for p in ports):
+        if all(is_free(p) for p in ports):
             return base
     raise RuntimeError("no free port block")
 
@@ -79,7 +96,7 @@ def quiet_port() -> int:
 _TAKEN: set[int] = set()
 
 
-def _is_free(port: int) -> bool:
+def is_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
