@@ -170,6 +170,8 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
         else:
             version, reused = lake_store.next_version(lake, contract.dataset, spark), False
             vdir = lake_store.version_dir(lake, contract.dataset, version)
+            # No dictionary encoding: the typed values are mostly distinct doubles, which never fit a dictionary;
+            # parquet-mr would build one per column chunk and then fall back (the write's CPU, measured).
             curated.write.option("parquet.enable.dictionary", "false").partitionBy("split").parquet(vdir)
             records.where(F.col("code").isNotNull()).select(*quarantine_columns(source, contract)).write.parquet(
                 f"{vdir}/{lake_store.QUARANTINE}"

@@ -52,8 +52,8 @@ def ephemeral_low() -> int:
 
 
 # Service ports come from 20000-30000: below it Ray's worker ports (10002-19999), above it the ephemeral range.
-# A block with an offset (SeaweedFS: each port + 10000 for gRPC) takes its base from the bottom of that span, low
-# enough that base + offset stays below the ephemeral range too (a gRPC port at 35722 was once taken by a client
+# A SeaweedFS block (each port + seaweed.GRPC_OFFSET for gRPC) takes its base from the bottom of that span, low
+# enough that its gRPC ports stay below the ephemeral range too (a gRPC port at 35722 was once taken by a client
 # socket of the other lane between its pick and SeaweedFS's start); single ports take the rest of the span.
 _PORTS_LOW, _PORTS_HIGH = 20000, 30000
 
@@ -62,8 +62,11 @@ def port_range(offset: int) -> tuple[int, int]:
     """The share of this session, for blocks with `offset` or for single ports, split between the sessions
     `task test` runs side by side (tests/lanes.py sets PLATFORM_TEST_SLOT=i/n): a port one session picked (and
     binds only when its stack starts, minutes later) is never picked by the other meanwhile."""
+    from platform_core.seaweed import GRPC_OFFSET
+
+    assert offset in (0, GRPC_OFFSET), f"no share for blocks with offset {offset}"
     slot, count = map(int, os.environ.get("PLATFORM_TEST_SLOT", "0/1").split("/"))
-    split = max(_PORTS_LOW + 1000, min(25000, ephemeral_low() - 10000))
+    split = max(_PORTS_LOW + 1000, min(25000, ephemeral_low() - GRPC_OFFSET))
     low, high = (_PORTS_LOW, split) if offset else (split, _PORTS_HIGH)
     span = (high - low) // count
     low += slot * span
@@ -84,9 +87,9 @@ def free_port_block(size: int, offset: int) -> int:
 
 
 def quiet_port() -> int:
-    """A free port in this worker's share of 20000-30000: outside the kernel's ephemeral range and Ray's worker
-    ports (10002-19999), so no client socket or Ray worker takes a service's port while a test has that service
-    stopped."""
+    """A free port in this worker's share of single ports (port_range(0), within 20000-30000): outside the
+    kernel's ephemeral range and Ray's worker ports (10002-19999), so no client socket or Ray worker takes a
+    service's port while a test has that service stopped."""
     while (port := free_port_block(1, offset=0)) in _TAKEN:
         pass
     _TAKEN.add(port)
@@ -109,7 +112,9 @@ def is_free(port: int) -> bool:
 def isolated_settings(tmp_path_factory) -> Path:
     """Point every setting at a private state dir and free ports for the whole session."""
     state = tmp_path_factory.mktemp("state")
-    base = free_port_block(5, offset=10000)
+    from platform_core.seaweed import COMPONENTS, GRPC_OFFSET
+
+    base = free_port_block(1 + len(COMPONENTS), offset=GRPC_OFFSET)  # S3, then its components' ports
     env = {
         "PLATFORM_STATE_DIR": str(state),
         "PLATFORM_S3_PORT": str(base),
