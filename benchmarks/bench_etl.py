@@ -1,13 +1,16 @@
 """Benchmark: the platform's Spark ETL (local[2]) against single-node peers on the same generated file.
 
-Engines: `spark` (the platform's ETL), `duckdb-mirror` (DuckDB doing the ETL's exact work as the ETL once planned
-it: lines, window sorts per key), `duckdb` and `polars` (natural: written as an expert would, etl_peers.py), and
-the `floor` (read the file, write it as Parquet: what no engine can skip). All are limited to 2 threads like
-local[2]. Each engine runs in a fresh process per repeat (timing starts once the engine is up, so JVM start-up is
-not counted; peak RSS covers the whole process tree, JVM included). After each run the curated Parquet it wrote
-is read back and fingerprinted (rows per split, sum of row hashes, sum of a feature): every engine must have
-written the same rows. Medians of the repeats are printed, with ratios to the best natural peer and the floor.
-`--profile` writes Spark's event log and prints where its time went (per job and stage: spark_events.py).
+Engines: `spark` (the platform's ETL, a fresh JVM per run), `spark-server` (the same ETL through the long-lived
+local Spark Connect server of PLATFORM_SPARK_SERVER: one untimed run on a new server first, its time printed,
+then every repeat a fresh client process on the warm server; the server's RSS counted), `duckdb-mirror` (DuckDB
+doing the ETL's exact work as the ETL once planned it: lines, window sorts per key), `duckdb` and `polars`
+(natural: written as an expert would, etl_peers.py), and the `floor` (read the file, write it as Parquet: what no
+engine can skip). All are limited to 2 threads like local[2]. Each engine runs in a fresh process per repeat
+(timing starts once the engine is up, so JVM start-up is not counted; peak RSS covers the whole process tree, JVM
+included). After each run the curated Parquet it wrote is read back and fingerprinted (rows per split, sum of row
+hashes, sum of a feature): every engine must have written the same rows. Medians of the repeats are printed, with
+ratios to the best natural peer and the floor. `--profile` writes Spark's event log and prints where its time went
+(per job and stage: spark_events.py).
 
     task bench:etl -- --rows 1000000 10000000 --repeats 3
 """
@@ -31,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-ENGINES = ("spark", "duckdb-mirror", "duckdb", "polars", "floor")
+ENGINES = ("spark", "spark-server", "duckdb-mirror", "duckdb", "polars", "floor")
+SPARKS = ("spark", "spark-server")
 NATURAL = ("duckdb", "polars")
 
 
@@ -137,12 +141,21 @@ def _run_duckdb(raw: str, out: str, contracts: str) -> dict:
     return {"seconds": time.monotonic() - start, "curated_dir": f"{out}/curated"}
 
 
-def _measure(engine: str, raw: str, contracts: str, profile: bool = False) -> dict:
-    """One fresh process: its timing (from the child), the peak RSS of its whole process tree (polled), and the
-    fingerprint of the curated rows it wrote."""
+def _server_pid(state: str | None) -> int | None:
+    try:
+        return json.loads((Path(state) / "run" / "spark-connect" / "server.json").read_text())["pid"] if state else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _measure(engine: str, raw: str, contracts: str, profile: bool = False, state: str | None = None) -> dict:
+    """One fresh process: its timing (from the child), the peak RSS of its whole process tree (polled; with the
+    Spark server's, which is not its child), and the fingerprint of the curated rows it wrote."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as out:
         env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1",
                "POLARS_MAX_THREADS": "2", "PYTHONPATH": str(Path(__file__).parent)}  # fmt: skip
+        if state:
+            env.update(PLATFORM_STATE_DIR=state, PLATFORM_SPARK_SERVER="1")
         if profile and engine == "spark":
             Path(f"{out}/events").mkdir()
             env["PYSPARK_SUBMIT_ARGS"] = (f"--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false "
@@ -159,6 +172,8 @@ def _measure(engine: str, raw: str, contracts: str, profile: bool = False) -> di
             while not done.is_set():
                 try:
                     procs = [root, *root.children(recursive=True)]
+                    if (server := _server_pid(state)) is not None:
+                        procs.append(psutil.Process(server))
                     peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
                 except psutil.Error:
                     pass
@@ -184,6 +199,25 @@ def _measure(engine: str, raw: str, contracts: str, profile: bool = False) -> di
         return run
 
 
+def _on_server(raw: str, contracts: str, repeats: int) -> tuple[list[dict], float]:
+    """The spark-server engine: a new server (in a private state dir) and one untimed run on it, then `repeats`
+    fresh client processes; the server is stopped at the end -> (the repeats, the first run's seconds)."""
+    from platform_core import stack
+
+    with tempfile.TemporaryDirectory(prefix="bench-spark-server-state-") as state:
+        saved = os.environ.get("PLATFORM_STATE_DIR")
+        os.environ["PLATFORM_STATE_DIR"] = state  # for stop_spark_server below
+        try:
+            first = _measure("spark", raw, contracts, state=state)["seconds"]
+            return [_measure("spark", raw, contracts, state=state) for _ in range(repeats)], first
+        finally:
+            stack.stop_spark_server()
+            if saved is None:
+                os.environ.pop("PLATFORM_STATE_DIR")
+            else:
+                os.environ["PLATFORM_STATE_DIR"] = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -205,7 +239,10 @@ def main() -> None:
                   f"(generated in {time.monotonic() - start:.0f}s); {args.repeats} repeats, medians:")  # fmt: skip
             results, prints = {}, set()
             for engine in args.engines:
-                runs = [_measure(engine, side["raw"], tmp, args.profile) for _ in range(args.repeats)]
+                if engine == "spark-server":
+                    runs, first = _on_server(side["raw"], tmp, args.repeats)
+                else:
+                    runs, first = [_measure(engine, side["raw"], tmp, args.profile) for _ in range(args.repeats)], None
                 prints |= {r["fingerprint"] for r in runs if r["fingerprint"]}
                 assert all(r["fingerprint"] is None or r["fingerprint"][0] == side["good_rows"] for r in runs), (
                     engine, runs, side["good_rows"])  # fmt: skip
@@ -213,16 +250,19 @@ def main() -> None:
                 rss = statistics.median(r["peak_rss_mb"] for r in runs)
                 results[engine] = (seconds, rss)
                 walls = ", ".join(f"{r['seconds']:.1f}s" for r in runs)
+                cold = f"; first run on a new server {first:.1f}s" if first is not None else ""
                 print(f"  {engine:13s} {rows / seconds:>12,.0f} rows/s  {seconds:7.1f} s  peak RSS {rss:7.0f} MiB  "
-                      f"(runs: {walls})", flush=True)  # fmt: skip
+                      f"(runs: {walls}{cold})", flush=True)  # fmt: skip
                 for line in runs[-1].get("profile", []):
                     print(f"      {line}")
             assert len(prints) == 1, f"the engines wrote different curated rows: {prints}"
             print(f"  curated rows identical across engines: {prints.pop()}")
             natural = [e for e in NATURAL if e in results]
-            if "spark" in results and natural:
+            sparks = [e for e in SPARKS if e in results]
+            if sparks and natural:
                 best = min(natural, key=lambda e: results[e][0])
-                line = f"  ratio   Spark / best natural peer ({best}): {results['spark'][0] / results[best][0]:.1f}x"
+                line = "  ratio   " + ", ".join(f"{e} / best natural peer ({best}): "
+                                                f"{results[e][0] / results[best][0]:.1f}x" for e in sparks)  # fmt: skip
                 if "floor" in results:
                     line += "; " + ", ".join(f"{e} / floor {results[e][0] / results['floor'][0]:.1f}x"
                                              for e in results if e != "floor")  # fmt: skip

@@ -38,7 +38,7 @@ from data_platform.checks import (
 from data_platform.contract import Contract, load_contract, local_raw_path
 from data_platform.inputs import display, open_input
 from data_platform.raw import SAMPLE_DATASET, write_raw_iris
-from data_platform.spark import get_session
+from data_platform.spark import end_run, get_session, parallelism
 from platform_core import settings
 from platform_core.errors import DataError, PlatformError
 
@@ -106,7 +106,7 @@ def _size_partitions(spark, files: list[str]) -> None:
     if any(lake_store.is_remote(f) for f in files):
         return
     shuffled = sum(os.path.getsize(f) for f in files) // 5
-    cores = spark.sparkContext.defaultParallelism
+    cores = parallelism(spark)
     partitions = max(cores, -(-shuffled // (settings.SPARK_PARTITION_MB.get() << 20)))
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
 
@@ -195,6 +195,7 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
         release()
         if release_dupes is not None:
             release_dupes()
+        end_run(spark)
     return EtlResult(
         dataset=contract.dataset, version=version, path=lake_store.version_dir(lake, contract.dataset, version),
         reused=reused, rows_in=rows_in, rows_curated=rows_in - quarantined, rows_quarantined=quarantined,

@@ -4,17 +4,26 @@ This module is also the seam to PySpark's internals (tests/data/test_spark_seam.
 removes): `SparkContext._active_spark_context` (is a JVM up already), `session._jvm` / `session._jsc` (Hadoop's
 FileSystem with the job's own S3A settings, which PySpark exposes no other way; `first_line` reads a header
 through it), `SparkContext._gateway.proc` (the JVM's process, waited for by `stop_jvm`).
+
+With PLATFORM_SPARK_SERVER a local run's session is a Spark Connect client of one long-lived server instead of a
+JVM of its own: pyspark's persistent local server (`spark.local.connect.reuse`, pyspark.sql.connect.local_server)
+is started on first use through `sbin/start-connect-server.sh`, bound to 127.0.0.1, refusing calls without its
+token; host, port, token and pid are in a discovery file (0600) kept in the state dir. Code here works with both
+kinds of session: nothing outside this module touches the JVM.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.utils import is_remote
 
 from data_platform import class_archive
 from platform_core import settings
@@ -43,6 +52,9 @@ CODEGEN_MAX_FIELDS = "1000"
 # default limit is 64 KB): the record parse as one method ran 3.3x slower (23 s vs 7 s of CPU for 1M rows x 22
 # columns, measured) than as separately compiled expressions, even with JIT_OPTIONS.
 HUGE_METHOD_LIMIT = "8000"
+# A server session a client left open (killed before its run's end) frees its cached blocks after this idle time.
+SERVER_SESSION_TIMEOUT = "10m"
+HEADER_BYTES = 1 << 20  # line 1 of a local file is read up to this size (a header, not a whole file without ends)
 
 
 def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, java_options: str = "") -> SparkSession:
@@ -52,10 +64,12 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, 
     # Without this Spark picks the machine's first interface, which may not exist offline.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     cluster = bool(os.environ.get("SPARK_MASTER_URL"))  # the SparkApplication operator sets the master
-    if not java_options and not cluster and not jvm_running():
+    server = settings.SPARK_SERVER.get() and not cluster
+    # The class archive fits the classic driver's class path, and C1 only suits a JVM that ends with its run.
+    if not java_options and not cluster and not server and not jvm_running():
         java_options = class_archive.java_options()
     jvm_options = f"{JIT_OPTIONS} {GC_OPTIONS} {java_options}".strip()
-    if input_bytes is not None and input_bytes <= SMALL_INPUT_BYTES:
+    if input_bytes is not None and input_bytes <= SMALL_INPUT_BYTES and not server:
         jvm_options = f"{jvm_options} {SMALL_INPUT_JIT}"
     builder = (
         SparkSession.builder.appName(app_name)
@@ -69,6 +83,8 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, 
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
     )
+    if server:
+        return _server_session(builder)
     if not cluster:
         builder = builder.master(settings.SPARK_MASTER.get())
     if not jvm_running():
@@ -78,6 +94,44 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, 
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _server_session(builder) -> SparkSession:
+    """A session of the long-lived local server, which is started first if none answers (its start-up options
+    are the builder's: heap, JVM options, 127.0.0.1)."""
+    path = settings.spark_server_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["SPARK_LOCAL_CONNECT_DISCOVERY"] = str(path)
+    builder = (
+        builder.remote(settings.SPARK_MASTER.get())
+        .config("spark.local.connect.reuse", "true")
+        .config("spark.local.connect.server.port", str(settings.SPARK_SERVER_PORT.get()))
+        .config("spark.connect.session.manager.defaultSessionTimeout", SERVER_SESSION_TIMEOUT)
+    )
+    with warnings.catch_warnings():
+        # A running server was started with the static options (heap, JVM options, bind address); a new session
+        # only says, once per option, that it cannot set them again.
+        warnings.filterwarnings("ignore", message="Failed to set spark\\.", category=UserWarning)
+        return builder.getOrCreate()
+
+
+def end_run(spark: SparkSession) -> None:
+    """A run is over: a server session is closed, which frees what the run kept on the server (its checkpoints
+    are not released one by one there); a classic session stays for the process's next run."""
+    if is_remote():
+        spark.stop()
+
+
+def parallelism(spark: SparkSession) -> int:
+    """Task slots of the session: a server session has no SparkContext, so local masters are read as Spark reads
+    them (local -> 1, local[N] / local[N,F] -> N, local[*] -> the machine's cores)."""
+    if not is_remote():
+        return spark.sparkContext.defaultParallelism
+    master = settings.SPARK_MASTER.get()
+    inside = master.partition("[")[2].split("]")[0].split(",")[0]
+    if not inside:
+        return 1
+    return os.cpu_count() or 1 if inside == "*" else int(inside)
 
 
 @contextmanager
@@ -148,6 +202,14 @@ def first_line(uri: str, spark: SparkSession) -> str | None:
     """Line 1 of the file at `uri` (a URI as Spark's _metadata.file_path gives it, percent-encoded), read through
     Spark's own filesystem (local or S3A alike); None for an empty file. Line ends as Spark's text reader has
     them: \\n, \\r\\n or \\r."""
+    if uri.startswith("file:"):  # a local file: read here, without a Spark job or the JVM
+        # newline="": a line ends at \n, \r\n or \r, as in Spark; undecodable bytes become U+FFFD, as in Java.
+        with open(unquote(urlsplit(uri).path), encoding="utf-8", errors="replace", newline="") as f:
+            line = f.readline(HEADER_BYTES)
+        return line.rstrip("\r\n") if line else None
+    if is_remote():  # a server session has no JVM here: one small job
+        rows = spark.read.text(uri).limit(1).collect()
+        return rows[0]["value"] if rows else None
     jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
     stream = path.getFileSystem(spark._jsc.hadoopConfiguration()).open(path)
@@ -164,5 +226,7 @@ def materialize(frame: DataFrame) -> tuple[DataFrame, Callable[[], None]]:
     (compared with the cached one) at every action, seconds each. The release reaches the checkpointed RDD
     through the JVM plan (`LogicalRDD.rdd`), which PySpark does not expose."""
     done = frame.localCheckpoint(eager=True)
+    if is_remote():  # freed with its server session (end_run): the server keeps a checkpoint until then
+        return done, lambda: None
     rdd = done._jdf.queryExecution().logical().rdd()
     return done, lambda: rdd.unpersist(False)

@@ -226,6 +226,14 @@ SPARK_PARTITION_MB = _Setting(
     "Raw input per ETL shuffle partition (at least 4): 4 partitions ran out of a 2g heap at 10M rows (1.5 GB)",
 )  # fmt: skip
 SPARK_DRIVER_MEMORY = _Setting("PLATFORM_SPARK_DRIVER_MEMORY", str, "2g", "Heap of a local ETL run (driver = executor)")
+SPARK_SERVER = _Setting(
+    "PLATFORM_SPARK_SERVER", _bool, False,
+    "Local runs use one long-lived Spark Connect server (127.0.0.1, token in the state dir) instead of a JVM per "
+    "process: later runs skip the JVM start and its JIT warm-up; `platform down` stops it",
+)  # fmt: skip
+SPARK_SERVER_PORT = _Setting(
+    "PLATFORM_SPARK_SERVER_PORT", int, 15002, "Port of that server on 127.0.0.1 (taken by another process: a free one)"
+)
 JVM_CACHE_DIR = _Setting(
     "PLATFORM_JVM_CACHE_DIR", str,
     lambda: str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfserve-bundle" / "jvm"),
@@ -323,6 +331,12 @@ def mlflow_credentials() -> tuple[str, str]:
     raise ConfigError(
         "no MLflow credentials", "run `task up` (local) or set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
     )
+
+
+def spark_server_file() -> Path:
+    """Host, port, token (0600) and pid of the long-lived local Spark Connect server (PLATFORM_SPARK_SERVER), as
+    pyspark's reuse path records them; its start-up log and pid file sit beside it."""
+    return state_dir() / "run" / "spark-connect" / "server.json"
 
 
 def notebook_file() -> Path:

@@ -6,12 +6,16 @@ platform started (by PID file and by the ports it owns); `status` says what runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from platform_core import mlflow_server, runs, seaweed, settings, storage
 from platform_core.errors import ConfigError, PlatformError
@@ -108,9 +112,40 @@ def up() -> list[ServiceStatus]:
     return status()
 
 
+def spark_server() -> dict:
+    """The long-lived Spark Connect server's record (PLATFORM_SPARK_SERVER; started by the ETL's first run), or {}."""
+    try:
+        record = json.loads(settings.spark_server_file().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else {}
+
+
+def stop_spark_server(timeout: float = 30.0) -> bool:
+    """Stop it with pyspark's own entry point (it checks that the pid is still that server, then SIGTERMs it) and
+    wait for the JVM to end (SIGKILL after `timeout`) -> whether it ran."""
+    if not (record := spark_server()):
+        return False
+    env = {**os.environ, "SPARK_LOCAL_CONNECT_DISCOVERY": str(settings.spark_server_file())}
+    result = subprocess.run([sys.executable, "-m", "pyspark.sql.connect.local_server", "--stop"], env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    stopped = result.returncode == 0 and result.stdout.startswith("Stopped")
+    if stopped:
+        with contextlib.suppress(psutil.Error):
+            server = psutil.Process(record["pid"])
+            try:
+                server.wait(timeout=timeout)
+            except psutil.TimeoutExpired:
+                server.kill()
+    return stopped
+
+
 def down() -> list[str]:
-    """Stop what `up`, `serve` and `notebook` started, newest first. Returns the names of those that were running."""
+    """Stop what `up`, `serve`, `notebook` and the ETL started, newest first. Returns the names of those that were
+    running."""
     stopped = [d.name for d in (NOTEBOOK, SERVING_PROXY, *revision_daemons(), MLFLOW, SEAWEED) if d.stop()]
+    if stop_spark_server():
+        stopped.append("spark-connect")
     for daemon in revision_daemons():
         daemon.pid_file.with_suffix(".url").unlink(missing_ok=True)
     return stopped
@@ -128,4 +163,8 @@ def status() -> list[ServiceStatus]:
         state = daemon.state()
         pid = daemon.pid() if state == "running" else min(daemon.orphans(), default=None)
         rows.append(ServiceStatus(name, state, pid, url))
+    server = spark_server()
+    if server and psutil.pid_exists(server["pid"]):
+        rows.append(ServiceStatus("spark connect server", "running", server["pid"],
+                                  f"sc://{server.get('host')}:{server.get('port')}"))  # fmt: skip
     return rows

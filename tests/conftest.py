@@ -121,6 +121,7 @@ def isolated_settings(tmp_path_factory) -> Path:
         "PLATFORM_MLFLOW_PORT": str(quiet_port()),
         "PLATFORM_SERVE_HTTP_PORT": str(quiet_port()),
         "PLATFORM_SERVE_GRPC_PORT": str(quiet_port()),
+        "PLATFORM_SPARK_SERVER_PORT": str(quiet_port()),
         "PLATFORM_TUNE_SAMPLES": "2",
         "PLATFORM_TUNE_MAX_ROUNDS": "15",
         # With 2 trials of 15 rounds first, this seed's search (60 rounds) passes the gate: the demo's canary runs.

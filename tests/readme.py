@@ -44,6 +44,9 @@ COVERAGE = {
         "not run: needs a Kubeflow Pipelines API server (a cluster); tests/model/test_pipeline.py checks the IR"
     ),
     "task etl:generate": "tests/data/test_readme_datasets.py",
+    "PLATFORM_SPARK_SERVER=true task etl": "tests/data/test_spark_server.py",
+    "task status": "tests/data/test_spark_server.py",
+    "task down": "tests/data/test_spark_server.py",
     "PLATFORM_DATASET=synth PLATFORM_CONTRACTS_DIR=.platform/contracts task etl": "tests/data/test_readme_datasets.py",
     "task test:fast": "not run: a lane of this suite (`task test` runs every lane)",
     "task test:cluster": "not run: a lane of this suite (`task test` runs every lane)",

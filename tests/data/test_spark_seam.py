@@ -26,3 +26,27 @@ def test_the_jvm_process_is_reachable(spark):
     assert pid, f"pyspark {version('pyspark')}: SparkContext._gateway.proc is gone (jvm_pid / stop_jvm need it)"
     command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert command[0].endswith(b"java"), f"SparkContext._gateway.proc is {command[:2]}, not the JVM"
+
+
+def test_the_local_connect_server_surface_is_there(tmp_path):
+    """PLATFORM_SPARK_SERVER relies on pyspark's persistent local Connect server: the reuse opt-in of the session
+    builder, the discovery file named by SPARK_LOCAL_CONNECT_DISCOVERY (host, port, token, pid: read by
+    `platform status`) and the `--stop` entry point, whose "Stopped" line `platform down` reads."""
+    import inspect
+    import os
+    import subprocess
+    import sys
+
+    from pyspark.sql import session
+    from pyspark.sql.connect import local_server
+
+    assert '"spark.local.connect.reuse"' in inspect.getsource(session), "the reuse opt-in key is gone"
+    assert "SPARK_LOCAL_CONNECT_DISCOVERY" in inspect.getsource(local_server.Discovery)
+    saved = inspect.getsource(local_server.ServerLauncher._await_ready)
+    assert all(f'"{k}"' in saved for k in ("host", "port", "token", "pid")), "the discovery record changed"
+    stopped = inspect.getsource(local_server.main)
+    assert 'print("Stopped' in stopped, f"pyspark {version('pyspark')}: `--stop` no longer says Stopped"
+    env = {**os.environ, "SPARK_LOCAL_CONNECT_DISCOVERY": str(tmp_path / "none.json")}
+    out = subprocess.run([sys.executable, "-m", "pyspark.sql.connect.local_server", "--stop"], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("No running"), (out.stdout, out.stderr)
