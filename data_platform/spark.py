@@ -21,12 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psutil
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import is_remote
 
 from data_platform import class_archive
-from platform_core import settings
+from platform_core import settings, stack
+from platform_core.errors import ConfigError
 
 # Errors only: Spark's default profile prints start-up chatter and a native-hadoop warning on every run.
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -101,6 +103,7 @@ def _server_session(builder) -> SparkSession:
     are the builder's: heap, JVM options, 127.0.0.1)."""
     path = settings.spark_server_file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_server_heap()
     os.environ["SPARK_LOCAL_CONNECT_DISCOVERY"] = str(path)
     builder = (
         builder.remote(settings.SPARK_MASTER.get())
@@ -113,6 +116,24 @@ def _server_session(builder) -> SparkSession:
         # only says, once per option, that it cannot set them again.
         warnings.filterwarnings("ignore", message="Failed to set spark\\.", category=UserWarning)
         return builder.getOrCreate()
+
+
+def _check_server_heap() -> None:
+    """A running server keeps the heap it was started with: a run asking for another one is refused, in one line,
+    instead of silently running with the old one."""
+    record = stack.spark_server()
+    try:
+        argv = psutil.Process(record["pid"]).cmdline() if record else []
+    except psutil.Error:
+        return
+    heaps = [a.removeprefix("-Xmx") for a in argv if a.startswith("-Xmx")]
+    wanted = settings.SPARK_DRIVER_MEMORY.get()
+    if heaps and heaps[-1].lower() != wanted.lower():
+        raise ConfigError(
+            f"the Spark server (pid {record['pid']}) runs with a {heaps[-1]} heap, PLATFORM_SPARK_DRIVER_MEMORY "
+            f"asks for {wanted}",
+            "stop it with `task down` (the next run starts it anew), or unset PLATFORM_SPARK_DRIVER_MEMORY",
+        )
 
 
 def end_run(spark: SparkSession) -> None:

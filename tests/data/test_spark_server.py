@@ -90,6 +90,12 @@ def test_server_etl_equals_classic_and_is_guarded(spark, tmp_path, monkeypatch):
             assert answer and not answer.startswith("ANSWERED"), answer
         assert _asks(record["port"], record["token"]).startswith("ANSWERED")  # refused for the token's sake only
 
+        monkeypatch.setenv("PLATFORM_SPARK_DRIVER_MEMORY", "3g")  # not the heap the running server has
+        monkeypatch.setenv("PLATFORM_LAKE_DIR", str(tmp_path / "lake-c"))  # a new lake: Spark is needed
+        refused = readme.run(etl, expect_ok=False)
+        assert refused.returncode != 0 and "task down" in refused.stdout and "Traceback" not in refused.stdout
+        monkeypatch.delenv("PLATFORM_SPARK_DRIVER_MEMORY")
+
         status = readme.run(readme.command("task status")).stdout
         assert "spark connect server" in status and str(record["pid"]) in status, status
     finally:
