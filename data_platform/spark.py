@@ -15,19 +15,19 @@ kinds of session: nothing outside this module touches the JVM.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import psutil
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import is_remote
 
 from data_platform import class_archive
-from platform_core import settings, stack
+from platform_core import settings
 from platform_core.errors import ConfigError
 
 # Errors only: Spark's default profile prints start-up chatter and a native-hadoop warning on every run.
@@ -120,7 +120,12 @@ def _server_session(builder) -> SparkSession:
 
 def _check_server_heap() -> None:
     """A running server keeps the heap it was started with: a run asking for another one is refused, in one line,
-    instead of silently running with the old one."""
+    instead of silently running with the old one. (psutil and the stack module: imported here, for server runs
+    only; the cluster's Spark image has neither.)"""
+    import psutil
+
+    from platform_core import stack
+
     record = stack.spark_server()
     try:
         argv = psutil.Process(record["pid"]).cmdline() if record else []
@@ -148,11 +153,15 @@ def parallelism(spark: SparkSession) -> int:
     them (local -> 1, local[N] / local[N,F] -> N, local[*] -> the machine's cores)."""
     if not is_remote():
         return spark.sparkContext.defaultParallelism
-    master = settings.SPARK_MASTER.get()
-    inside = master.partition("[")[2].split("]")[0].split(",")[0]
-    if not inside:
+    return master_slots(settings.SPARK_MASTER.get())
+
+
+def master_slots(master: str) -> int:
+    """Task slots of a local master string (anything else: 1, the least a run has)."""
+    match = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if match is None or match[1] is None:
         return 1
-    return os.cpu_count() or 1 if inside == "*" else int(inside)
+    return (os.cpu_count() or 1) if match[1] == "*" else max(1, int(match[1]))
 
 
 @contextmanager

@@ -50,3 +50,10 @@ def test_the_local_connect_server_surface_is_there(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pyspark.sql.connect.local_server", "--stop"], env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0 and out.stdout.startswith("No running"), (out.stdout, out.stderr)
+
+
+def test_a_server_session_counts_the_task_slots_of_its_master():
+    import os
+
+    assert [seam.master_slots(m) for m in ("local", "local[3]", "local[2,4]", "spark://h:7077")] == [1, 3, 2, 1]
+    assert seam.master_slots("local[*]") == os.cpu_count()
