@@ -48,8 +48,9 @@ def spark_jars() -> Path:
 
 
 def key(java: Path | None = None, jars: Path | None = None) -> str | None:
-    """What the archive is valid for: the JDK (its java and libjvm files) and Spark's jars (paths and sizes: each
-    checkout's venv has its own archive); None without a JDK."""
+    """What the archive is valid for: the JDK (its java and libjvm files) and Spark's jars (paths, sizes and
+    modification times: each checkout's venv has its own archive, and the JVM refuses one whose jars were
+    reinstalled, as a new venv at the same path does, measured); None without a JDK."""
     java = java or java_binary()
     if java is None:
         return None
@@ -59,7 +60,8 @@ def key(java: Path | None = None, jars: Path | None = None) -> str | None:
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     for jar in sorted(jars.glob("*.jar")):  # full paths: the JVM refuses an archive recorded from other jar paths
-        digest.update(f"{jar}:{jar.stat().st_size}\n".encode())
+        st = jar.stat()
+        digest.update(f"{jar}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 

@@ -38,7 +38,10 @@ def test_the_key_follows_the_jdk_and_the_jars(tmp_path):
     third = class_archive.key(java, jars)
     (tmp_path / "jdk" / "lib" / "server" / "libjvm.so").write_bytes(b"y" * 11)  # another JVM build
     fourth = class_archive.key(java, jars)
-    assert len({first, second, third, fourth}) == 4
+    jar = jars / "spark-sql.jar"
+    os.utime(jar, ns=(jar.stat().st_atime_ns, jar.stat().st_mtime_ns + 10**9))  # reinstalled: same size, new mtime
+    fifth = class_archive.key(java, jars)
+    assert len({first, second, third, fourth, fifth}) == 5
 
 
 def _place(tmp_path, monkeypatch) -> Path:
