@@ -57,3 +57,20 @@ def test_a_server_session_counts_the_task_slots_of_its_master():
 
     assert [seam.master_slots(m) for m in ("local", "local[3]", "local[2,4]", "spark://h:7077")] == [1, 3, 2, 1]
     assert seam.master_slots("local[*]") == os.cpu_count()
+
+
+def test_line_1_of_a_local_file_ends_where_sparks_text_reader_ends_it(tmp_path):
+    """Read in Python for file: URIs (no Spark job, no JVM): \\n, \\r\\n and \\r end a line, undecodable bytes become
+    U+FFFD as in Java's reader, a byte order mark is left to the header mapping, an empty file has no line 1."""
+    cases = {"lf": b"a,b\nx", "crlf": b"a,b\r\nx", "cr": b"a,b\rx", "only": b"a,b", "bom": b"\xef\xbb\xbfa,b\n",
+             "bad": b"a,\xffb\n", "space dir/x%y": b"a,b\n"}  # fmt: skip
+    expected = {"bom": "\ufeffa,b", "bad": "a,\ufffdb"}
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        assert seam.first_line(path.as_uri(), None) == expected.get(name, "a,b"), name
+    (tmp_path / "empty").write_bytes(b"")
+    assert seam.first_line((tmp_path / "empty").as_uri(), None) is None
+    (tmp_path / "long").write_bytes(b"x" * (seam.HEADER_BYTES + 10) + b"\nrow")  # bounded: no whole-file read
+    assert len(seam.first_line((tmp_path / "long").as_uri(), None)) == seam.HEADER_BYTES
