@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import psutil
 
@@ -141,16 +142,11 @@ def _run_duckdb(raw: str, out: str, contracts: str) -> dict:
     return {"seconds": time.monotonic() - start, "curated_dir": f"{out}/curated"}
 
 
-def _server_pid(state: str | None) -> int | None:
-    try:
-        return json.loads((Path(state) / "run" / "spark-connect" / "server.json").read_text())["pid"] if state else None
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 def _measure(engine: str, raw: str, contracts: str, profile: bool = False, state: str | None = None) -> dict:
     """One fresh process: its timing (from the child), the peak RSS of its whole process tree (polled; with the
     Spark server's, which is not its child), and the fingerprint of the curated rows it wrote."""
+    from platform_core import stack
+
     with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as out:
         env = {**os.environ, "PLATFORM_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1",
                "POLARS_MAX_THREADS": "2", "PYTHONPATH": str(Path(__file__).parent)}  # fmt: skip
@@ -172,8 +168,8 @@ def _measure(engine: str, raw: str, contracts: str, profile: bool = False, state
             while not done.is_set():
                 try:
                     procs = [root, *root.children(recursive=True)]
-                    if (server := _server_pid(state)) is not None:
-                        procs.append(psutil.Process(server))
+                    if state and (server := stack.spark_server()):  # the state dir _on_server set
+                        procs.append(psutil.Process(server["pid"]))
                     peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
                 except psutil.Error:
                     pass
@@ -204,18 +200,16 @@ def _on_server(raw: str, contracts: str, repeats: int) -> tuple[list[dict], floa
     fresh client processes; the server is stopped at the end -> (the repeats, the first run's seconds)."""
     from platform_core import stack
 
-    with tempfile.TemporaryDirectory(prefix="bench-spark-server-state-") as state:
-        saved = os.environ.get("PLATFORM_STATE_DIR")
-        os.environ["PLATFORM_STATE_DIR"] = state  # for stop_spark_server below
+    # This process reads the server's record (its RSS) and stops it through the same state dir as its clients.
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-spark-server-state-") as state,
+        mock.patch.dict(os.environ, PLATFORM_STATE_DIR=state),
+    ):
         try:
             first = _measure("spark", raw, contracts, state=state)["seconds"]
             return [_measure("spark", raw, contracts, state=state) for _ in range(repeats)], first
         finally:
             stack.stop_spark_server()
-            if saved is None:
-                os.environ.pop("PLATFORM_STATE_DIR")
-            else:
-                os.environ["PLATFORM_STATE_DIR"] = saved
 
 
 def main() -> None:

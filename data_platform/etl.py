@@ -134,9 +134,13 @@ def run_etl(raw: str | None = None, lake: str | None = None, dataset: str | None
     if unchanged := _unchanged_latest(lake, contract, files, valid, test, cuts):
         return _result(unchanged, reused=True, start=start)
     spark = get_session(input_bytes=_local_bytes(files))
-    _size_partitions(spark, files)
-    source = open_input(spark, files, contract)  # a header lacking contract columns fails here, before any row
-    parsed, release = parse(source, contract)  # the first action: every record parsed once, kept
+    try:
+        _size_partitions(spark, files)
+        source = open_input(spark, files, contract)  # a header lacking contract columns fails here, before any row
+        parsed, release = parse(source, contract)  # the first action: every record parsed once, kept
+    except BaseException:
+        end_run(spark)  # a server session ends with its run, failed or not (the finally below covers the rest)
+        raise
     release_dupes = None
     try:
         dupes, release_dupes = duplicates(parsed, source, contract)
