@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from data_platform.contract import Column, Contract
-from data_platform.inputs import RawInput, chunk_table
+from data_platform.inputs import RawInput, chunk_table, local_text_bytes
 from data_platform.spark import materialize
 from platform_core.errors import ConfigError
 
@@ -205,7 +205,7 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
         f"CASE WHEN ({code}) IS NOT NULL THEN raw_line END AS raw_line",
         *(["fi", "block"] if count_chunks else []),
     )
-    done, release = materialize(frame)
+    done, release = materialize(frame, kept_bytes(raw, len(frame.columns)))
     if count_chunks:
         raw.chunks = chunk_table(raw, done)
         done = done.drop("fi", "block")
@@ -213,6 +213,17 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
         header = F.col("rid").isin(raw.header_ids)
         done = done.withColumn("code", F.when(header, F.lit(HEADER)).otherwise(F.col("code")))
     return done, release
+
+
+def kept_bytes(raw: RawInput, width: int) -> int | None:
+    """About what the parse keeps, from above: rows (the input's bytes over its mean line length) times a row of
+    `width` 8-byte fields plus its line's bytes (a bound for its string values and a bad record's raw line).
+    None unless the input is local text."""
+    sized = local_text_bytes(raw)
+    if sized is None:
+        return None
+    total, line = sized
+    return int(total / line * (8 + 8 * width + line))
 
 
 def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> tuple[DataFrame | None, Callable[[], None]]:

@@ -6,7 +6,7 @@ of every file, before any row is read: a file lacking contract columns fails the
 
 Line numbers cost no shuffle and no per-row string: every text line gets `monotonically_increasing_id()` right at
 the scan (partition index << 33 + position within the partition, in file order), and one cheap aggregate over
-the parsed lines kept in memory (`chunk_table`) counts the lines of every (file, split) chunk. From those counts
+the parsed lines kept (`chunk_table`) counts the lines of every (file, split) chunk. From those counts
 the driver knows, for each chunk, which ids it holds and how many lines of its file come before it: line 1 of a
 file (its header) is one known id, and the line of any id is a lookup done only for quarantined rows. Parquet
 has its own row index (`_metadata.row_index`), so its ids are simply file index << 40 + row index.
@@ -29,6 +29,7 @@ from platform_core.errors import DataError
 
 FILE_BITS = 40  # Parquet ids: file index above these bits, row index below
 _SHOWN = 8  # header names quoted in an error, at most
+_SAMPLE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,20 @@ class RawInput:
         candidates = F.filter(F.element_at(table, F.shiftright(rid, 33)), lambda c: c["s"] <= rid)
         chunk = F.element_at(candidates, -1)
         return chunk["f"], rid + chunk["o"]
+
+
+def local_text_bytes(raw: RawInput) -> tuple[int, float] | None:
+    """(bytes of all files, mean bytes per line in the first MiB of the first) when every input is a local text
+    file; None otherwise. For sizing what the ETL keeps, before any Spark job."""
+    if raw.lines is None or not all(f.startswith("file:") for f in raw.files):
+        return None
+    try:
+        total = sum(os.path.getsize(display(f)) for f in raw.files)
+        with open(display(raw.files[0]), "rb") as f:
+            sample = f.read(_SAMPLE_BYTES)
+    except OSError:
+        return None
+    return (total, len(sample) / max(1, sample.count(b"\n"))) if sample else None
 
 
 def display(uri: str) -> str:
