@@ -69,12 +69,13 @@ def codes(contract: Contract) -> list[tuple[str, str | None]]:
 
 
 def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, str | None]:
-    """-> (frame with rid, raw_line, n_fields, the fields its file's header expects (width) and one trimmed
-    token t<i> per contract column; the not-a-record condition as SQL, or None). Text is split once into an
-    array, and each column takes its field from the position its file's header gave it."""
+    """-> (frame with rid, raw_line, n_fields, the fields its file's header expects (width) and per contract
+    column its trimmed token t<i>, typed value v<i> and missing flag m<i>; the not-a-record condition as SQL, or
+    None). Text is split once into an array, and each column takes its field from the position its file's header
+    gave it."""
     if raw.frame is not None:  # parquet: columns by name already
         n = len(contract.columns)
-        toks = [f"trim(CAST({_name(c.source)} AS STRING)) AS t{i}" for i, c in enumerate(contract.columns)]
+        toks = _token_columns(contract, [f"trim(CAST({_name(c.source)} AS STRING))" for c in contract.columns])
         frame = raw.frame.selectExpr("rid", f"{_parquet_line(contract)} AS raw_line", f"{n} AS n_fields",
                                      f"{n} AS width", *toks)  # fmt: skip
         return frame, None
@@ -88,11 +89,22 @@ def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, str | None]:
     def per_layout(values: list[int]) -> str:
         return str(values[0]) if len(set(values)) == 1 else f"element_at(array({_ints(values)}), layout + 1)"
 
-    toks = [f"trim(get(fields, {per_layout([lay.positions[i] for lay in raw.layouts])})) AS t{i}"
-            for i in range(len(contract.columns))]  # fmt: skip
+    toks = _token_columns(contract, [f"trim(get(fields, {per_layout([lay.positions[i] for lay in raw.layouts])}))"
+                                     for i in range(len(contract.columns))])  # fmt: skip
     frame = lines.selectExpr("rid", "fi", "block", "raw_line", "size(fields) AS n_fields",
                              f"{per_layout([lay.width for lay in raw.layouts])} AS width", *toks)  # fmt: skip
     return frame, "trim(raw_line) = ''"
+
+
+def _token_columns(contract: Contract, tokens: list[str]) -> list[str]:
+    """Each column's token t<i>, typed value v<i> and is-missing flag m<i> (null or empty token), as SQL: in one
+    projection, where code generation computes each token once for all three, instead of copying the tokens
+    into an intermediate row first (the parse's task CPU 45.4 / 49.6 -> 41.6 / 47.8 s at 3M rows, alternating
+    pairs, same output)."""
+    out = []
+    for i, (col, tok) in enumerate(zip(contract.columns, tokens, strict=True)):
+        out += [f"{tok} AS t{i}", f"{_typed(col, tok)} AS v{i}", f"({tok} IS NULL OR {tok} = '') AS m{i}"]
+    return out
 
 
 def _parquet_line(contract: Contract) -> str:
@@ -123,14 +135,14 @@ def _pattern(delimiter: str) -> str:
     return "\\" + delimiter if delimiter in ".$|()[]{}^?*+\\" else delimiter
 
 
-def _typed(col: Column, i: int) -> str:
-    """Token t<i> typed, as SQL (try_cast: Spark 4 runs in ANSI mode, where a plain cast of a malformed string
+def _typed(col: Column, token: str) -> str:
+    """A token (SQL) typed, as SQL (try_cast: Spark 4 runs in ANSI mode, where a plain cast of a malformed string
     raises)."""
     if col.type == "number":
-        return f"try_cast(t{i} AS DOUBLE)"
+        return f"try_cast({token} AS DOUBLE)"
     if col.type == "integer":
-        return f"try_cast(t{i} AS BIGINT)"
-    return f"t{i}"
+        return f"try_cast({token} AS BIGINT)"
+    return token
 
 
 _RANGE_SQL = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
@@ -171,8 +183,6 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     # Each column's missing flag is computed once, below the CASE: a CASE re-evaluates what its later branches
     # share (Spark's subexpression elimination leaves conditional branches alone), and every check of a column
     # starts with it.
-    frame = frame.selectExpr("*", *[f"{_typed(c, i)} AS v{i}" for i, c in enumerate(contract.columns)],
-                             *[f"(t{i} IS NULL OR t{i} = '') AS m{i}" for i in range(n)])  # fmt: skip
     conditions = ["n_fields != width"]
     for i, col in enumerate(contract.columns):
         conditions += [cond for cond, _ in _column_checks(col, contract.label, i)]
@@ -287,11 +297,18 @@ def finalize(parsed: DataFrame, dupes: DataFrame | None, contract: Contract, cut
     return records.withColumn("split", F.when(F.col("code").isNull(), split))
 
 
+_NEVER = {"number": 0.0, "integer": 0, "string": ""}  # the unreachable fallback of a required column, per type
+
+
 def curated_columns(contract: Contract) -> list[SparkColumn]:
     """The curated table: every contract column typed (by its contract name), the class index, the row hash and
-    the split."""
+    the split. A required column is never null in a curated row, and its type says so (coalesce never takes its
+    fallback): Parquet stores it as `required`, without a definition level per value."""
     return [
-        *[F.col(f"v{i}").alias(c.name) for i, c in enumerate(contract.columns)],
+        *[
+            (F.coalesce(F.col(f"v{i}"), F.lit(_NEVER[c.type])) if c.required else F.col(f"v{i}")).alias(c.name)
+            for i, c in enumerate(contract.columns)
+        ],
         "class_index",
         F.col("k1").alias("row_hash"),
         "split",

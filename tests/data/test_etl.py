@@ -328,3 +328,26 @@ def test_a_small_single_file_needs_no_line_count_pass(spark, synth):
     finally:
         for k, v in saved.items():
             spark.conf.set(k, v)
+
+
+def test_curated_parquet_marks_required_columns_required_and_keeps_nulls_of_optional_ones(spark, tmp_path):
+    """A required column is never null in a curated row, and the Parquet schema says so; a column the contract
+    does not require stays optional and keeps its empty values as nulls."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    side = generate(tmp_path / "src.data", tmp_path / "src", "opt", rows=200, features=3, classes=2,
+                    defect_rate=0.0, seed=5)  # fmt: skip
+    frame = pd.read_csv(side["raw"], dtype=str, keep_default_na=False)
+    frame.loc[[3, 9], "x01"] = ""
+    frame.to_csv(tmp_path / "in.data", index=False)
+    doc = yaml.safe_load(Path(side["contract"]).read_text())
+    next(p for p in doc["schema"][0]["properties"] if p["name"] == "x01")["required"] = False
+    contract = tmp_path / "opt.yaml"
+    contract.write_text(yaml.safe_dump(doc))
+    result = run_etl(str(tmp_path / "in.data"), str(tmp_path / "lake"), str(contract))
+    assert result.rows_curated == 200
+    schema = pq.ParquetFile(next(Path(result.path).glob("split=*/*.parquet"))).schema_arrow
+    assert {f.name: f.nullable for f in schema if f.name in ("id", "x00", "x01", "x02", "target")} == {
+        "id": False, "x00": False, "x01": True, "x02": False, "target": False}  # fmt: skip
+    assert _curated(result.path)["x01"].isna().sum() == 2
