@@ -281,7 +281,11 @@ def materialize(frame: DataFrame, kept_bytes: int | None = None) -> tuple[DataFr
     action plans in milliseconds, where a persisted plan with the ETL's wide expressions was re-canonicalized
     (compared with the cached one) at every action, seconds each. The release reaches the checkpointed RDD
     through the JVM plan (`LogicalRDD.rdd`), which PySpark does not expose."""
-    done = frame.localCheckpoint(eager=True, storageLevel=keep_level(kept_bytes))
+    level = keep_level(kept_bytes)
+    if level == StorageLevel.MEMORY_AND_DISK:  # localCheckpoint's own level: the only one PySpark 3.5 (the
+        done = frame.localCheckpoint(eager=True)  # cluster's image) has, without a storageLevel parameter
+    else:
+        done = frame.localCheckpoint(eager=True, storageLevel=level)
     if is_remote():  # freed with its server session (end_run): the server keeps a checkpoint until then
         return done, lambda: None
     rdd = done._jdf.queryExecution().logical().rdd()
