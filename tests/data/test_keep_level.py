@@ -41,7 +41,6 @@ def test_the_parse_is_kept_in_the_heap_or_on_disk_by_its_size(spark, synth, monk
     try:
         estimate = kept_bytes(raw, len(parsed.columns))  # one small file: no chunk columns were kept
         assert memory > 0 and disk == 0  # 3,000 rows: in the 2g heap
-        assert memory <= estimate <= 4 * memory, (memory, estimate)  # an upper estimate, not a wild one
     finally:
         release()
     monkeypatch.setenv("PLATFORM_SPARK_DRIVER_MEMORY", "301m")  # a storage share of 0.3 MiB: too small for it
@@ -50,6 +49,9 @@ def test_the_parse_is_kept_in_the_heap_or_on_disk_by_its_size(spark, synth, monk
     parsed, release, (memory, disk) = _parse_stored(spark, raw, contract)
     try:
         assert memory == 0 and disk > 0
+        # The rows' own bytes, as written to disk (the in-memory figure is Spark's sampled object-size estimate,
+        # which varies between JVMs): the estimate is above them, and not wildly.
+        assert disk <= estimate <= 4 * disk, (disk, estimate)
     finally:
         release()
 
