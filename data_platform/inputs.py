@@ -15,7 +15,6 @@ has its own row index (`_metadata.row_index`), so its ids are simply file index 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from data_platform.contract import Contract
-from data_platform.spark import first_line
+from data_platform.spark import byte_size, first_line
 from platform_core.errors import DataError
 
 FILE_BITS = 40  # Parquet ids: file index above these bits, row index below
@@ -131,17 +130,13 @@ def open_input(spark: SparkSession, inputs: list[str], contract: Contract) -> Ra
     return raw
 
 
-_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
-
-
 def _conf_bytes(spark: SparkSession, key: str) -> int | None:
     """A byte-size setting of the session ("4194304", "4MB", "128m"), or None when it cannot be read."""
     try:
         value = spark.conf.get(key)  # the default too ("4194304b"), unlike get(key, None)
     except Exception:  # noqa: BLE001 - an unknown key: no shortcut
         return None
-    match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", (value or "").lower())
-    return int(match[1]) * _BYTE_UNITS[match[2]] if match and match[2] in _BYTE_UNITS else None
+    return byte_size(value or "")
 
 
 def _one_chunk(spark: SparkSession, files: list[str]) -> list[dict] | None:

@@ -61,7 +61,7 @@ HEADER_BYTES = 1 << 20  # line 1 of a local file is read up to this size (a head
 # blocks up to this share of the heap are safe from eviction by execution (joins, sorts, aggregates).
 _RESERVED_HEAP = 300 << 20
 _STORAGE_SHARE = 0.6 * 0.5
-_HEAP_UNITS = {"": 1 << 20, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, java_options: str = "") -> SparkSession:
@@ -254,11 +254,17 @@ def first_line(uri: str, spark: SparkSession) -> str | None:
         stream.close()
 
 
+def byte_size(text: str, unit: int = 1) -> int | None:
+    """A size as Spark's settings take it ("4194304", "4MB", "128m", "2g"; `unit` bytes each without a suffix) ->
+    bytes, or None when it is not one."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:([kmgt])b?|(b)?)\s*", text.lower())
+    return int(match[1]) * (_UNITS[match[2] or match[3]] if match[2] or match[3] else unit) if match else None
+
+
 def heap_bytes(memory: str) -> int | None:
     """A JVM heap size as spark.driver.memory takes it ("2g", "1536m", "2048": MiB without a unit) -> bytes, or
     None when it is not one (the JVM then refuses it itself)."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:([kmgt])b?|(b)?)\s*", memory.lower())
-    return int(match[1]) * _HEAP_UNITS[match[2] or match[3] or ""] if match else None
+    return byte_size(memory, 1 << 20)
 
 
 def keep_level(kept_bytes: int | None) -> StorageLevel:
