@@ -259,8 +259,11 @@ def _tally(records, contract: Contract) -> list[dict]:
     aggs = ["count(*) AS rows"]
     for d in ("da", "db"):
         aggs += [f"sum(shiftright({d}, 32)) AS {d}_hi", f"sum({d} & 4294967295) AS {d}_lo"]
+    # The mean as sum / count, not avg (whose buffer carries a second count: 20 fewer buffer fields per row for 20
+    # columns; the same doubles); integers summed as doubles, as avg does (no long overflow).
     for i in numeric:
-        aggs += [f"min(v{i}) AS min{i}", f"max(v{i}) AS max{i}", f"count(v{i}) AS n{i}", f"avg(v{i}) AS mean{i}",
+        aggs += [f"min(v{i}) AS min{i}", f"max(v{i}) AS max{i}", f"count(v{i}) AS n{i}",
+                 f"sum(CAST(v{i} AS DOUBLE)) AS sum{i}",
                  f"var_samp(v{i}) AS var{i}"]  # fmt: skip
     klass = F.when(F.col("code").isNull(), F.col("class_index")).alias("class_index")
     rows = records.groupBy("code", "split", klass).agg(*[F.expr(a) for a in aggs]).collect()
@@ -324,9 +327,9 @@ def _column_stats(tally: list[dict], contract: Contract) -> dict[str, dict]:
     for i, col in enumerate(contract.columns):
         if not col.numeric:
             continue
-        parts = [(t[f"n{i}"], t[f"mean{i}"], t[f"var{i}"]) for t in good if t[f"n{i}"]]
+        parts = [(t[f"n{i}"], t[f"sum{i}"] / t[f"n{i}"], t[f"var{i}"]) for t in good if t[f"n{i}"]]
         n = sum(p[0] for p in parts)
-        mean = sum(k * m for k, m, _ in parts) / n if n else None
+        mean = sum(t[f"sum{i}"] for t in good if t[f"n{i}"]) / n if n else None
         m2 = sum((v or 0.0) * (k - 1) + k * (m - mean) ** 2 for k, m, v in parts) if n else None
         lows, highs = [t[f"min{i}"] for t in good if t[f"n{i}"]], [t[f"max{i}"] for t in good if t[f"n{i}"]]
         stats[col.name] = {"min": min(lows, default=None), "max": max(highs, default=None), "mean": mean,
