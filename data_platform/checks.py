@@ -244,30 +244,19 @@ def duplicates(parsed: DataFrame, raw: RawInput, contract: Contract) -> tuple[Da
     records that differ are all quarantined, since nothing says which is right. Found by one aggregate over
     hashes (its size, one small action, says whether there is anything more to do and how to join); only the
     records of repeated keys are then looked at, with their raw lines read again by id, and the keeper chosen by
-    one window over those few records: two actions in all. When every repeated key has two records, the
-    aggregate's lowest and highest id are its records, and the parse is not scanned again to find them."""
+    one window over those few records: two actions in all."""
     good = parsed.where(F.col("code").isNull())
     groups = (
         good.groupBy("k1", "k2")
-        .agg(
-            F.count("*").alias("n"),
-            (F.min("rec") != F.max("rec")).alias("conflict"),
-            F.min("rid").alias("lo"),
-            F.max("rid").alias("hi"),
-        )
+        .agg(F.count("*").alias("n"), (F.min("rec") != F.max("rec")).alias("conflict"))
         .where(F.col("n") > 1)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    size = groups.agg(F.count("*").alias("groups"), F.sum("n").alias("members"), F.max("n").alias("widest"))
-    size = size.collect()[0]
+    size = groups.agg(F.count("*").alias("groups"), F.sum("n").alias("members")).collect()[0]
     if size["groups"] == 0:
         groups.unpersist()
         return None, lambda: None
-    if size["widest"] == 2:  # pairs only (the usual case): the aggregate's lowest and highest ids are the members
-        members = groups.select(F.explode(F.array("lo", "hi")).alias("rid"), "k1", "k2", "conflict")
-    else:
-        members = good.select("rid", "k1", "k2").join(_small(groups.select("k1", "k2", "conflict"), size["groups"]),
-                                                      ["k1", "k2"])  # fmt: skip
+    members = good.select("rid", "k1", "k2").join(_small(groups.drop("n"), size["groups"]), ["k1", "k2"])
     lines = source_lines(raw, contract).join(_small(members, size["members"]), "rid")
     file, _ = raw.file_and_line(F.col("rid"))
     first = F.min(F.when(~F.col("conflict"), F.struct(F.col("raw_line"), file.alias("file"), F.col("rid"))))

@@ -260,7 +260,7 @@ def _tally(records, contract: Contract) -> list[dict]:
     for d in ("da", "db"):
         aggs += [f"sum(shiftright({d}, 32)) AS {d}_hi", f"sum({d} & 4294967295) AS {d}_lo"]
     # The mean as sum / count, not avg (whose buffer carries a second count: 20 fewer buffer fields per row for 20
-    # columns; the same doubles); integers summed as doubles, as avg does (no long overflow).
+    # columns; a group's mean is the same double); integers summed as doubles, as avg does (no long overflow).
     for i in numeric:
         aggs += [f"min(v{i}) AS min{i}", f"max(v{i}) AS max{i}", f"count(v{i}) AS n{i}",
                  f"sum(CAST(v{i} AS DOUBLE)) AS sum{i}",

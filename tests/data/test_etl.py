@@ -357,8 +357,8 @@ def test_curated_parquet_marks_required_columns_required_and_keeps_nulls_of_opti
 def test_the_duplicate_rule_for_conflicts_copies_and_spaced_copies_matches_the_oracle(spark, synth, tmp_path, triple):
     """Records sharing a key, as exports repeat them: a pair that differs (both out), an exact copy with a space
     before a delimiter (tokens equal, raw line smaller: the copy is the keeper, the earlier line goes), and, in
-    the second case, a record delivered three times (the aggregate's lowest and highest id are not all of its
-    records: its members are found by a join). Lines and reasons as the oracle says, the curated rows too."""
+    the second case, a record delivered three times (one stays). Lines and reasons as the oracle says, the
+    curated rows too (the generated data repeats records only as exact pairs)."""
     lines = synth["raw"].read_text().split("\n")
     bad = {i for rows in synth["sidecar"]["rows_with_defect"].values() for i in rows}
     base = [lines[i + 1] for i in range(80) if i not in bad][:60]
