@@ -4,9 +4,6 @@
   ~/.ray/auth_token (outside the state dir) and prints a notice on every start. A local runtime lives exactly
   as long as the process that starts it, so a random token in that process's environment (inherited by Ray's
   processes) is enough. A cluster's RayJob brings its own settings.
-- No IRI format checker: Ray imports jsonschema, whose format module imports `rfc3987_syntax` when installed
-  (JupyterLab's dependencies bring it) and that builds a grammar at import: 2.2 s of every `platform tune`
-  start, for a checker nothing in this process uses. Blocking the optional import makes jsonschema skip it.
 """
 
 import os
@@ -14,8 +11,6 @@ import secrets
 import sys
 
 from platform_core import settings
-
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  (None = "not installed" to importers)
 
 if settings.RAY_ADDRESS.get() == "local":
     os.environ.setdefault("RAY_AUTH_MODE", "token")

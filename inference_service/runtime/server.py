@@ -17,6 +17,13 @@ import socket
 import time
 from pathlib import Path
 
+from platform_core import lean_imports
+
+if __name__ == "__main__":  # a model server's own process imports what a predictor pod has, no scikit-learn
+    lean_imports.skip(lean_imports.NOT_IN_THE_SERVING_IMAGE)
+
+# isort: split
+
 from inference_service.runtime import kserve_seam  # before any other kserve import
 
 # isort: split

@@ -1,9 +1,12 @@
-"""The Ray and kfp internals the platform relies on (ml_platform/ray_env.py, orchestration/pipeline_local.py) are
-still there: an upgrade that changes one fails here with its name, not as a silent change of behaviour."""
+"""The Ray, kfp, jsonschema and xgboost internals the platform relies on (ml_platform/ray_env.py,
+orchestration/pipeline_local.py, platform_core/lean_imports.py) are still there: an upgrade that changes one
+fails here with its name, not as a silent change of behaviour."""
 
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from importlib.metadata import version
 
 import kfp.local.orchestrator.task_executor
@@ -30,3 +33,35 @@ def test_kfp_local_still_logs_the_lines_pipeline_local_reads():
             f"kfp {version('kfp')}: {module.__name__} no longer logs {fragment!r}; "
             "update orchestration/pipeline_local.py"
         )
+
+
+# Run as a model server's process runs (`python -m inference_service.runtime.server`, here its --help): what it
+# imported, and whether the libraries that would load the blocked modules still import without them.
+_SERVER_IMPORTS = """
+import runpy, sys
+sys.argv = ["server", "--help"]
+try:
+    runpy.run_module("inference_service.runtime.server", run_name="__main__")
+except SystemExit:
+    pass
+import jsonschema, xgboost
+print(sorted(m for m in ("rfc3987_syntax", "sklearn") if sys.modules.get(m) is not None), "kserve" in sys.modules,
+      xgboost.compat.SKLEARN_INSTALLED)
+"""
+
+
+def test_a_model_server_imports_neither_the_iri_grammar_nor_scikit_learn_and_its_libraries_go_on_without():
+    """jsonschema and xgboost import with the modules blocked (they still catch the ImportError), kserve loads,
+    and xgboost sees no scikit-learn, as in the serving image (which does not install it)."""
+    res = subprocess.run([sys.executable, "-c", _SERVER_IMPORTS], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, (
+        f"jsonschema {version('jsonschema')} / xgboost {version('xgboost-cpu')}: {res.stderr[-2000:]}"
+    )
+    assert res.stdout.strip().splitlines()[-1] == "[] True False", res.stdout
+
+
+def test_every_process_of_ours_blocks_the_iri_grammar_before_jsonschema_loads():
+    """Importing platform_core is enough (any platform module does); a module a library needs is never blocked."""
+    code = "import platform_core, sys, jsonschema, sklearn; print(sys.modules['rfc3987_syntax'], bool(sklearn))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "None True", res.stderr[-2000:]
