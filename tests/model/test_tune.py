@@ -146,3 +146,21 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
     assert parent.info.run_id in {p.info.run_id for p in parents}
     with pytest.raises(Exception, match="no interrupted search"):
         run_tune(resume=True)
+
+
+def test_the_local_ray_runtimes_processes_skip_the_iri_grammar_too(two_searches):
+    """Ray's worker processes run ml_platform/ray_site/sitecustomize.py at start-up (init_ray put it on their
+    PYTHONPATH): jsonschema, which `import ray` loads, finds its optional IRI module blocked, as in our own
+    processes (platform_core/lean_imports.py)."""
+    import ray
+
+    from ml_platform.tune import RAY_SITE, init_ray
+
+    init_ray()
+
+    @ray.remote
+    def blocked() -> tuple:
+        return "jsonschema" in sys.modules, "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None
+
+    assert ray.get(blocked.remote(), timeout=60) == (True, True)
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(RAY_SITE)
