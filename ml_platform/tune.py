@@ -32,11 +32,9 @@ from ml_platform import search_config, tracking
 from ml_platform.dataset import Splits, load_splits
 from ml_platform.search_config import SearchConfig
 from ml_platform.trial import CHECKPOINT_FILE, FINAL, evaluate, train
-from platform_core import health, runs, settings
+from platform_core import health, lean_imports, runs, settings
 from platform_core.errors import ConfigError, PlatformError, ServiceUnavailable
 from platform_core.progress import progress_bar
-
-RAY_SITE = Path(__file__).with_name("ray_site")  # its sitecustomize runs in the local Ray runtime's processes
 
 
 @dataclass
@@ -137,9 +135,8 @@ def init_ray() -> None:
     # Tune snapshots the experiment state (what `--resume` restores) every 10 s by default: a trial that finished
     # in the last 10 s before a kill would run again. The state of a small search is cheap to write every second.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    path = os.environ.get("PYTHONPATH", "")
-    if settings.RAY_ADDRESS.get() == "local" and not path.startswith(str(RAY_SITE)):  # Ray's processes inherit it
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(RAY_SITE), path) if p)
+    if settings.RAY_ADDRESS.get() == "local":  # the runtime's processes import ray (and jsonschema) first
+        lean_imports.for_children()
     _log_ray_to_file()  # already for ray.init's own messages (off the main thread it warns about SIGTERM)
     for attempt in (1, 2, 3):
         if ray.is_initialized():

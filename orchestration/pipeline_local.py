@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platform_core import settings
+from platform_core import lean_imports, settings
 from platform_core.errors import PlatformError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -90,6 +90,7 @@ def run(flow, **arguments) -> dict[str, TaskLine]:
     root.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir() / "logs" / "pipeline.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    lean_imports.for_children()  # each task's process imports kfp (and jsonschema) before any module of ours
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True,
                enable_caching=True, cache_root=str(root / ".cache"))  # fmt: skip
     with log_path.open("a") as log, warnings.catch_warnings():

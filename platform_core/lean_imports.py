@@ -15,8 +15,11 @@ tests/model/test_library_seams.py fails, naming the library, when an upgrade sto
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
+CHILD_SITE = Path(__file__).with_name("child_site")  # its sitecustomize applies `skip()` in child processes
 EVERYWHERE = ("rfc3987_syntax",)
 NOT_IN_THE_SERVING_IMAGE = ("sklearn",)
 
@@ -25,3 +28,11 @@ def skip(names: tuple[str, ...] = EVERYWHERE) -> None:
     """Block `names` in this process (a module already imported stays as it is)."""
     for name in names:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  (None = "not installed" to importers)
+
+
+def for_children() -> None:
+    """The same block in the Python processes this one starts from now on that import a library before any
+    module of ours (Ray's processes, kfp's task processes): `child_site` first on the PYTHONPATH they inherit."""
+    path = os.environ.get("PYTHONPATH", "")
+    if not path.startswith(str(CHILD_SITE)):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHILD_SITE), path) if p)

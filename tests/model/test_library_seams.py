@@ -65,3 +65,15 @@ def test_every_process_of_ours_blocks_the_iri_grammar_before_jsonschema_loads():
     code = "import platform_core, sys, jsonschema, sklearn; print(sys.modules['rfc3987_syntax'], bool(sklearn))"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "None True", res.stderr[-2000:]
+
+
+def test_a_child_that_imports_kfp_before_any_module_of_ours_gets_the_block():
+    """As a local pipeline task's process does (`python -m kfp.dsl.executor_main`): started after
+    `lean_imports.for_children()`, its sitecustomize blocks the module before kfp's import loads jsonschema."""
+    child = "import kfp, sys; print(sys.modules.get('rfc3987_syntax', 'absent'))"
+    code = (
+        "import subprocess, sys\nfrom platform_core import lean_imports\nlean_imports.for_children()\n"
+        f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True).stdout)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd="/")
+    assert res.returncode == 0 and res.stdout.strip() == "None", res.stdout + res.stderr[-2000:]

@@ -149,12 +149,13 @@ def test_resume_after_kill_finishes_without_rerunning_finished_trials(names, tmp
 
 
 def test_the_local_ray_runtimes_processes_skip_the_iri_grammar_too(two_searches):
-    """Ray's worker processes run ml_platform/ray_site/sitecustomize.py at start-up (init_ray put it on their
+    """Ray's worker processes run platform_core/child_site/sitecustomize.py at start-up (init_ray put it on their
     PYTHONPATH): jsonschema, which `import ray` loads, finds its optional IRI module blocked, as in our own
     processes (platform_core/lean_imports.py)."""
     import ray
 
-    from ml_platform.tune import RAY_SITE, init_ray
+    from ml_platform.tune import init_ray
+    from platform_core.lean_imports import CHILD_SITE
 
     init_ray()
 
@@ -163,4 +164,4 @@ def test_the_local_ray_runtimes_processes_skip_the_iri_grammar_too(two_searches)
         return "jsonschema" in sys.modules, "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None
 
     assert ray.get(blocked.remote(), timeout=60) == (True, True)
-    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(RAY_SITE)
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(CHILD_SITE)
