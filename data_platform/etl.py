@@ -327,12 +327,13 @@ def _column_stats(tally: list[dict], contract: Contract) -> dict[str, dict]:
     for i, col in enumerate(contract.columns):
         if not col.numeric:
             continue
-        parts = [(t[f"n{i}"], t[f"sum{i}"] / t[f"n{i}"], t[f"var{i}"]) for t in good if t[f"n{i}"]]
-        n = sum(p[0] for p in parts)
-        mean = sum(t[f"sum{i}"] for t in good if t[f"n{i}"]) / n if n else None
-        m2 = sum((v or 0.0) * (k - 1) + k * (m - mean) ** 2 for k, m, v in parts) if n else None
-        lows, highs = [t[f"min{i}"] for t in good if t[f"n{i}"]], [t[f"max{i}"] for t in good if t[f"n{i}"]]
-        stats[col.name] = {"min": min(lows, default=None), "max": max(highs, default=None), "mean": mean,
+        # (count, sum, sample variance, min, max) of each group with a value in this column
+        groups = [(t[f"n{i}"], t[f"sum{i}"], t[f"var{i}"], t[f"min{i}"], t[f"max{i}"]) for t in good if t[f"n{i}"]]
+        n = sum(k for k, *_ in groups)
+        mean = sum(total for _, total, *_ in groups) / n if n else None
+        m2 = sum((v or 0.0) * (k - 1) + k * (total / k - mean) ** 2 for k, total, v, _, _ in groups) if n else None
+        stats[col.name] = {"min": min((low for *_, low, _ in groups), default=None),
+                           "max": max((high for *_, high in groups), default=None), "mean": mean,
                            "stddev": math.sqrt(m2 / (n - 1)) if n > 1 else None, "non_null": n}  # fmt: skip
     return stats
 
