@@ -69,10 +69,10 @@ def codes(contract: Contract) -> list[tuple[str, str | None]]:
 
 
 def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, str | None]:
-    """-> (frame with rid, raw_line, n_fields, the fields its file's header expects (width) and per contract
-    column its trimmed token t<i>, typed value v<i> and missing flag m<i>; the not-a-record condition as SQL, or
-    None). Text is split once into an array, and each column takes its field from the position its file's header
-    gave it."""
+    """-> (frame with rid, raw_line, n_fields, the fields its file's header expects (width), the key hashes k1 and
+    k2, the record hash rec, and per contract column its typed value v<i>, missing flag m<i> and, where a check
+    compares it as text, its trimmed token t<i>; the not-a-record condition as SQL, or None). Text is split once
+    per record, and each column takes its field from the position its file's header gave it."""
     if raw.frame is not None:  # parquet: columns by name already
         n = len(contract.columns)
         toks = _token_columns(contract, [f"trim(CAST({_name(c.source)} AS STRING))" for c in contract.columns])
@@ -83,27 +83,40 @@ def _tokens(raw: RawInput, contract: Contract) -> tuple[DataFrame, str | None]:
     lines = raw.lines.select("rid", raw.file_index(F.col("file_path")).alias("fi"), "block",
                              F.col("value").alias("raw_line"))  # fmt: skip
     layout = "0" if len(raw.layouts) == 1 else f"element_at(array({_ints(raw.layout_of)}), fi + 1)"
-    lines = lines.selectExpr("rid", "fi", "block", "raw_line", f"{layout} AS layout",
-                             f"split(raw_line, {_sql_string(_pattern(contract.delimiter))}, -1) AS fields")  # fmt: skip
+    lines = lines.selectExpr("rid", "fi", "block", "raw_line", f"{layout} AS layout")
+    # The split written out in every token: code generation computes it once per record (common subexpression
+    # elimination), and no row holding the array is written between it and the tokens.
+    fields = f"split(raw_line, {_sql_string(_pattern(contract.delimiter))}, -1)"
 
     def per_layout(values: list[int]) -> str:
         return str(values[0]) if len(set(values)) == 1 else f"element_at(array({_ints(values)}), layout + 1)"
 
-    toks = _token_columns(contract, [f"trim(get(fields, {per_layout([lay.positions[i] for lay in raw.layouts])}))"
+    toks = _token_columns(contract, [f"trim(get({fields}, {per_layout([lay.positions[i] for lay in raw.layouts])}))"
                                      for i in range(len(contract.columns))])  # fmt: skip
-    frame = lines.selectExpr("rid", "fi", "block", "raw_line", "size(fields) AS n_fields",
+    frame = lines.selectExpr("rid", "fi", "block", "raw_line", f"size({fields}) AS n_fields",
                              f"{per_layout([lay.width for lay in raw.layouts])} AS width", *toks)  # fmt: skip
     return frame, "trim(raw_line) = ''"
 
 
 def _token_columns(contract: Contract, tokens: list[str]) -> list[str]:
-    """Each column's token t<i>, typed value v<i> and is-missing flag m<i> (null or empty token), as SQL: in one
-    projection, where code generation computes each token once for all three, instead of copying the tokens
-    into an intermediate row first (the parse's task CPU 45.4 / 49.6 -> 41.6 / 47.8 s at 3M rows, alternating
-    pairs, same output)."""
+    """As SQL, over each column's token: its typed value v<i> and is-missing flag m<i> (null or empty token), the
+    token itself t<i> only where a check or the class index compares it as text, and the key hashes k1, k2 and
+    the record hash rec. In one projection, where code generation computes each token once for all its uses;
+    the checks' projection then reads typed values and flags, not tokens copied into a row between the two."""
     out = []
     for i, (col, tok) in enumerate(zip(contract.columns, tokens, strict=True)):
-        out += [f"{tok} AS t{i}", f"{_typed(col, tok)} AS v{i}", f"({tok} IS NULL OR {tok} = '') AS m{i}"]
+        out += [f"{_typed(col, tok)} AS v{i}", f"({tok} IS NULL OR {tok} = '') AS m{i}"]
+        if col.allowed is not None or col.name == contract.label:
+            out.append(f"{tok} AS t{i}")
+    index = {c.name: i for i, c in enumerate(contract.columns)}
+    key_toks = ", ".join(f"coalesce({tokens[index[k]]}, '')" for k in contract.key_columns)
+    # The key as written (trimmed tokens): its sha256 gives the split exactly as any other engine computes it.
+    out.append(f"CAST(conv(substring(sha2(concat_ws({_sql_string(KEY_SEPARATOR)}, {key_toks}), 256), 1, 15), 16, 10)"
+               " AS BIGINT) AS k1")  # fmt: skip
+    out.append(f"xxhash64({key_toks}) AS k2")
+    # Whole record as key: key equality is record equality, so no record hash is needed.
+    all_toks = ", ".join(f"coalesce({tok}, '')" for tok in tokens)
+    out.append(f"{f'xxhash64({all_toks})' if contract.key else 'CAST(0 AS BIGINT)'} AS rec")
     return out
 
 
@@ -190,22 +203,15 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
     code = ("CASE " + (f"WHEN {not_record} THEN {BLANK} " if not_record else "")
             + " ".join(f"WHEN {cond} THEN {k}" for k, cond in enumerate(conditions, start=1)) + " END")  # fmt: skip
     index = {c.name: i for i, c in enumerate(contract.columns)}
-    key_toks = ", ".join(f"coalesce(t{index[k]}, '')" for k in contract.key_columns)
-    # The key as written (trimmed tokens): its sha256 gives the split exactly as any other engine computes it.
-    row_hash = (f"CAST(conv(substring(sha2(concat_ws({_sql_string(KEY_SEPARATOR)}, {key_toks}), 256), 1, 15), 16, 10)"
-                " AS BIGINT)")  # fmt: skip
-    # Whole record as key: key equality is record equality, so no record hash is needed.
-    all_toks = ", ".join(f"coalesce(t{i}, '')" for i in range(n))
-    record = f"xxhash64({all_toks})" if contract.key else "CAST(0 AS BIGINT)"
     label = f"t{index[contract.label]}"
     class_index = ("CASE " + " ".join(f"WHEN {label} = {_sql_string(name)} THEN {i}"
                                       for i, name in enumerate(contract.classes)) + " ELSE -1 END")  # fmt: skip
     frame = frame.selectExpr(
         "rid",
         f"{code} AS code",
-        f"{row_hash} AS k1",
-        f"xxhash64({key_toks}) AS k2",
-        f"{record} AS rec",
+        "k1",
+        "k2",
+        "rec",
         # Two independent 64-bit digests of the raw record; summed they fingerprint a set of rows whatever its
         # order (the content hash).
         "xxhash64(raw_line) AS da",
@@ -215,7 +221,8 @@ def parse(raw: RawInput, contract: Contract) -> tuple[DataFrame, Callable[[], No
         f"CASE WHEN ({code}) IS NOT NULL THEN raw_line END AS raw_line",
         *(["fi", "block"] if count_chunks else []),
     )
-    done, release = materialize(frame, kept_bytes(raw, len(frame.columns)))
+    # Where the chunks are counted, counting them is the action that computes and keeps the parse (one pass).
+    done, release = materialize(frame, kept_bytes(raw, len(frame.columns)), eager=not count_chunks)
     if count_chunks:
         raw.chunks = chunk_table(raw, done)
         done = done.drop("fi", "block")

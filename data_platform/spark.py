@@ -281,17 +281,20 @@ def keep_level(kept_bytes: int | None) -> StorageLevel:
     return StorageLevel.DISK_ONLY
 
 
-def materialize(frame: DataFrame, kept_bytes: int | None = None) -> tuple[DataFrame, Callable[[], None]]:
+def materialize(frame: DataFrame, kept_bytes: int | None = None,
+                eager: bool = True) -> tuple[DataFrame, Callable[[], None]]:  # fmt: skip
     """`frame` computed once into Spark's block manager (`keep_level(kept_bytes)`) -> (a DataFrame reading those
     blocks, a function that frees them). Unlike `persist()`, the new DataFrame's plan is a leaf: every later
     action plans in milliseconds, where a persisted plan with the ETL's wide expressions was re-canonicalized
-    (compared with the cached one) at every action, seconds each. The release reaches the checkpointed RDD
-    through the JVM plan (`LogicalRDD.rdd`), which PySpark does not expose."""
+    (compared with the cached one) at every action, seconds each. `eager=False` leaves the computing to the
+    caller's first action on the result, which then keeps the blocks as it goes (one pass instead of a count
+    and then that action). The release reaches the checkpointed RDD through the JVM plan (`LogicalRDD.rdd`),
+    which PySpark does not expose."""
     level = keep_level(kept_bytes)
     if level == StorageLevel.MEMORY_AND_DISK:  # localCheckpoint's own level: the only one PySpark 3.5 (the
-        done = frame.localCheckpoint(eager=True)  # cluster's image) has, without a storageLevel parameter
+        done = frame.localCheckpoint(eager=eager)  # cluster's image) has, without a storageLevel parameter
     else:
-        done = frame.localCheckpoint(eager=True, storageLevel=level)
+        done = frame.localCheckpoint(eager=eager, storageLevel=level)
     if is_remote():  # freed with its server session (end_run): the server keeps a checkpoint until then
         return done, lambda: None
     rdd = done._jdf.queryExecution().logical().rdd()
