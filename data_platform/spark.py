@@ -54,6 +54,12 @@ CODEGEN_MAX_FIELDS = "1000"
 # default limit is 64 KB): the record parse as one method ran 3.3x slower (23 s vs 7 s of CPU for 1M rows x 22
 # columns, measured) than as separately compiled expressions, even with JIT_OPTIONS.
 HUGE_METHOD_LIMIT = "8000"
+# The parse keeps a record's raw line only where its reason code is not null; Spark's PushFoldableIntoBranches
+# rewrites `(CASE ... THEN k ... END) IS NOT NULL` into a second CASE of every check (THEN true ... ELSE false),
+# which no subexpression elimination can share with the first: every good record ran all its checks twice, a
+# third of the parse (profiled). Without the rule the code is computed once and its null test read off it
+# (test_spark_seam asserts that the parse's optimized plan holds the checks once). Only this session's plans.
+EXCLUDED_RULES = "org.apache.spark.sql.catalyst.optimizer.PushFoldableIntoBranches"
 # A server session a client left open (killed before its run's end) frees its cached blocks after this idle time.
 SERVER_SESSION_TIMEOUT = "10m"
 HEADER_BYTES = 1 << 20  # line 1 of a local file is read up to this size (a header, not a whole file without ends)
@@ -86,6 +92,7 @@ def get_session(app_name: str = "platform-etl", input_bytes: int | None = None, 
         .config("spark.sql.shuffle.partitions", "4")  # small inputs; run_etl sizes it by the input
         .config("spark.sql.codegen.maxFields", CODEGEN_MAX_FIELDS)
         .config("spark.sql.codegen.hugeMethodLimit", HUGE_METHOD_LIMIT)
+        .config("spark.sql.optimizer.excludedRules", EXCLUDED_RULES)
         .config("spark.driver.memory", settings.SPARK_DRIVER_MEMORY.get())  # local mode: driver = executor
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 from data_platform import spark as seam
 
 
@@ -74,3 +76,33 @@ def test_line_1_of_a_local_file_ends_where_sparks_text_reader_ends_it(tmp_path):
     assert seam.first_line((tmp_path / "empty").as_uri(), None) is None
     (tmp_path / "long").write_bytes(b"x" * (seam.HEADER_BYTES + 10) + b"\nrow")  # bounded: no whole-file read
     assert len(seam.first_line((tmp_path / "long").as_uri(), None)) == seam.HEADER_BYTES
+
+
+def test_the_parse_plans_every_check_once(spark, tmp_path, monkeypatch):
+    """The parse keeps the raw line where the reason code is not null. Spark's optimizer rule
+    PushFoldableIntoBranches would turn that null test into a second CASE of every check, evaluated again for
+    every record (a third of the parse); spark.EXCLUDED_RULES names it. Fails when an upgrade renames the rule
+    or otherwise duplicates the checks in the parse's optimized plan."""
+    from data_platform import checks
+    from data_platform.contract import load_contract
+    from data_platform.inputs import open_input
+    from data_platform.raw import write_raw_iris
+
+    contract = load_contract("iris")
+    raw = open_input(spark, [str(write_raw_iris(tmp_path / "iris.data"))], contract)
+    planned = []
+
+    def capture(frame, *args, **kwargs):
+        planned.append(frame._jdf.queryExecution().optimizedPlan())
+        raise StopIteration  # the plan is all this test needs: no job runs
+
+    monkeypatch.setattr(checks, "materialize", capture)
+    with pytest.raises(StopIteration):
+        checks.parse(raw, contract)
+    top = planned[0].projectList()
+    aliases = [top.apply(i) for i in range(top.size()) if top.apply(i).getClass().getSimpleName() == "Alias"]
+    by_name = {a.name(): a.child().sql() for a in aliases}
+    # Where the null test reads the code itself, code generation computes it once (a common subexpression).
+    assert by_name["code"] in by_name["raw_line"], by_name["raw_line"][:300]
+    assert "THEN true" not in by_name["raw_line"], by_name["raw_line"][:300]
+    assert spark.conf.get("spark.sql.optimizer.excludedRules") == seam.EXCLUDED_RULES
