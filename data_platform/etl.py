@@ -261,10 +261,13 @@ def _tally(records, contract: Contract) -> list[dict]:
         aggs += [f"sum(shiftright({d}, 32)) AS {d}_hi", f"sum({d} & 4294967295) AS {d}_lo"]
     # The mean as sum / count, not avg (whose buffer carries a second count: 20 fewer buffer fields per row for 20
     # columns; a group's mean is the same double); integers summed as doubles, as avg does (no long overflow).
+    # A good record has a value in every required column (else it would be missing_value or malformed_number):
+    # their non-null count is the group's rows, not counted again.
     for i in numeric:
-        aggs += [f"min(v{i}) AS min{i}", f"max(v{i}) AS max{i}", f"count(v{i}) AS n{i}",
-                 f"sum(CAST(v{i} AS DOUBLE)) AS sum{i}",
+        aggs += [f"min(v{i}) AS min{i}", f"max(v{i}) AS max{i}", f"sum(CAST(v{i} AS DOUBLE)) AS sum{i}",
                  f"var_samp(v{i}) AS var{i}"]  # fmt: skip
+        if not contract.columns[i].required:
+            aggs.append(f"count(v{i}) AS n{i}")
     klass = F.when(F.col("code").isNull(), F.col("class_index")).alias("class_index")
     rows = records.groupBy("code", "split", klass).agg(*[F.expr(a) for a in aggs]).collect()
     out = []
@@ -328,7 +331,8 @@ def _column_stats(tally: list[dict], contract: Contract) -> dict[str, dict]:
         if not col.numeric:
             continue
         # (count, sum, sample variance, min, max) of each group with a value in this column
-        groups = [(t[f"n{i}"], t[f"sum{i}"], t[f"var{i}"], t[f"min{i}"], t[f"max{i}"]) for t in good if t[f"n{i}"]]
+        counts = [(t.get(f"n{i}", t["rows"]), t) for t in good]
+        groups = [(k, t[f"sum{i}"], t[f"var{i}"], t[f"min{i}"], t[f"max{i}"]) for k, t in counts if k]
         n = sum(k for k, *_ in groups)
         mean = sum(total for _, total, *_ in groups) / n if n else None
         m2 = sum((v or 0.0) * (k - 1) + k * (total / k - mean) ** 2 for k, total, v, _, _ in groups) if n else None

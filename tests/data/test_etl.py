@@ -3,6 +3,7 @@ and readers that only follow the `_latest` pointer."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -350,7 +351,15 @@ def test_curated_parquet_marks_required_columns_required_and_keeps_nulls_of_opti
     schema = pq.ParquetFile(next(Path(result.path).glob("split=*/*.parquet"))).schema_arrow
     assert {f.name: f.nullable for f in schema if f.name in ("id", "x00", "x01", "x02", "target")} == {
         "id": False, "x00": False, "x01": True, "x02": False, "target": False}  # fmt: skip
-    assert _curated(result.path)["x01"].isna().sum() == 2
+    curated = _curated(result.path)
+    assert curated["x01"].isna().sum() == 2
+    # The statistics count an optional column's values and take a required one's count from the rows.
+    stats = json.loads((Path(result.path) / lake_store.MANIFEST).read_text())["column_stats"]
+    for name in ("x00", "x01"):
+        values = curated[name].dropna()
+        assert stats[name]["non_null"] == len(values) == (198 if name == "x01" else 200)
+        assert stats[name]["mean"] == pytest.approx(values.mean()) and stats[name]["min"] == values.min()
+        assert stats[name]["stddev"] == pytest.approx(values.std())
 
 
 def test_the_duplicate_rule_for_conflicts_copies_and_spaced_copies_matches_the_oracle(spark, synth, tmp_path):
