@@ -153,8 +153,9 @@ def _typed(col: Column, token: str) -> str:
     raises)."""
     if col.type == "number":
         # An empty token is null without the cast: Spark's string-to-double cast parses with Java's, which
-        # throws (and fills a stack trace) for each one, ~2 us per value (3M rows, half of them empty: 2.9-4.9 s
-        # plain, 0.5-0.7 s so, measured): an optional column that is mostly blank paid that on every row.
+        # throws (and fills a stack trace) for each one, ~1-2 us per value (3M rows, half of them empty: 2.1-3.3 s
+        # plain, 0.4-0.7 s so, measured): an optional column that is mostly blank paid that on every row. Not
+        # nullif: Spark 4 rewrites it through a With into one more projection, which slowed the parse.
         return f"try_cast(if({token} = '', NULL, {token}) AS DOUBLE)"
     if col.type == "integer":
         return f"try_cast({token} AS BIGINT)"
